@@ -1,0 +1,1 @@
+"""Built-in filters and extensions, registered through mesh.filters entry points."""
