@@ -1,0 +1,122 @@
+"""Load balancers: pick an endpoint for a request.
+
+Each balancer skips ejected endpoints; when every endpoint is ejected it
+picks among all of them (Envoy's panic mode) rather than fail the request.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import itertools
+import random
+from collections.abc import Sequence
+
+from mesh.cluster.endpoint import UpstreamEndpoint
+
+__all__ = ["LoadBalancer", "RoundRobin", "WeightedRandom", "LeastRequest", "RingHash",
+           "make_balancer", "BALANCERS"]
+
+
+class LoadBalancer:
+    """Base: ``pick(hash_value)`` returns an endpoint; hash_value only for hashing LBs."""
+
+    def __init__(self, endpoints: Sequence[UpstreamEndpoint]) -> None:
+        self.endpoints = tuple(endpoints)
+
+    def pick(self, hash_value: str | None = None) -> UpstreamEndpoint:
+        raise NotImplementedError
+
+    def _first_healthy(self, candidates: Sequence[UpstreamEndpoint], start: int) -> UpstreamEndpoint:
+        n = len(candidates)
+        for i in range(n):
+            endpoint = candidates[(start + i) % n]
+            if endpoint.healthy():
+                return endpoint
+        return candidates[start % n]  # panic: everyone is ejected
+
+
+class RoundRobin(LoadBalancer):
+    """Weighted round robin: each endpoint appears ``weight`` times per cycle."""
+
+    def __init__(self, endpoints: Sequence[UpstreamEndpoint]) -> None:
+        super().__init__(endpoints)
+        self._schedule = [e for e in self.endpoints for _ in range(max(1, e.weight))]
+        random.shuffle(self._schedule)  # workers sharing a port should not move in lockstep
+        self._counter = itertools.count()
+
+    def pick(self, hash_value: str | None = None) -> UpstreamEndpoint:
+        schedule = self._schedule
+        endpoint = schedule[next(self._counter) % len(schedule)]
+        if endpoint.healthy():
+            return endpoint
+        return self._first_healthy(schedule, next(self._counter))
+
+
+class WeightedRandom(LoadBalancer):
+    def __init__(self, endpoints: Sequence[UpstreamEndpoint]) -> None:
+        super().__init__(endpoints)
+        self._cumulative = list(itertools.accumulate(max(1, e.weight) for e in self.endpoints))
+
+    def pick(self, hash_value: str | None = None) -> UpstreamEndpoint:
+        point = random.randrange(self._cumulative[-1])
+        index = bisect.bisect_right(self._cumulative, point)
+        endpoint = self.endpoints[index]
+        return endpoint if endpoint.healthy() else self._first_healthy(self.endpoints, index)
+
+
+class LeastRequest(LoadBalancer):
+    """Power of two choices on active requests (Envoy's default least_request)."""
+
+    def pick(self, hash_value: str | None = None) -> UpstreamEndpoint:
+        endpoints = self.endpoints
+        if len(endpoints) == 1:
+            return endpoints[0]
+        a, b = random.sample(endpoints, 2)
+        a_ok, b_ok = a.healthy(), b.healthy()
+        if a_ok != b_ok:
+            return a if a_ok else b
+        if not a_ok:
+            return self._first_healthy(endpoints, random.randrange(len(endpoints)))
+        return a if a.active_requests <= b.active_requests else b
+
+
+class RingHash(LoadBalancer):
+    """Consistent hashing on a request key: 160 points per unit of weight (ketama-like)."""
+
+    POINTS = 160
+
+    def __init__(self, endpoints: Sequence[UpstreamEndpoint]) -> None:
+        super().__init__(endpoints)
+        ring: list[tuple[int, int]] = []
+        for index, endpoint in enumerate(self.endpoints):
+            for i in range(self.POINTS * max(1, endpoint.weight)):
+                ring.append((_hash(f"{endpoint.address}-{i}"), index))
+        ring.sort()
+        self._points = [p for p, _ in ring]
+        self._owners = [i for _, i in ring]
+
+    def pick(self, hash_value: str | None = None) -> UpstreamEndpoint:
+        if hash_value is None:
+            return self._first_healthy(self.endpoints, random.randrange(len(self.endpoints)))
+        slot = bisect.bisect(self._points, _hash(hash_value)) % len(self._points)
+        endpoint = self.endpoints[self._owners[slot]]
+        if endpoint.healthy():
+            return endpoint
+        return self._first_healthy(self.endpoints, self._owners[slot] + 1)
+
+
+def _hash(value: str) -> int:
+    return int.from_bytes(hashlib.md5(value.encode()).digest()[:8], "little")
+
+
+BALANCERS: dict[str, type[LoadBalancer]] = {
+    "round_robin": RoundRobin,
+    "random": WeightedRandom,
+    "least_request": LeastRequest,
+    "ring_hash": RingHash,
+}
+
+
+def make_balancer(name: str, endpoints: Sequence[UpstreamEndpoint]) -> LoadBalancer:
+    return BALANCERS[name](endpoints)

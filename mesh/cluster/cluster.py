@@ -1,0 +1,92 @@
+"""A cluster at run time: endpoints, a load balancer and a pool per codec."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+from mesh.cluster.balancer import make_balancer
+from mesh.cluster.endpoint import UpstreamEndpoint
+import trio
+
+from mesh.cluster.pool import PingPongPool, UpstreamError
+from mesh.codec import Codec, ConnectionOptions, RequestKeys, Status
+from mesh.config import Cluster
+from mesh.net.connection import Connection, ConnectionBroken, connect
+
+__all__ = ["UpstreamCluster", "hash_value"]
+
+
+def hash_value(hash_key: str | None, keys: RequestKeys, source_ip: str | None) -> str | None:
+    """The request's value for a ``hash_key`` spec ("path", "header:x-user"...)."""
+    if hash_key is None:
+        return None
+    if hash_key == "source_ip":
+        return source_ip
+    if hash_key.startswith("header:"):
+        return keys.get(hash_key[7:])
+    value: str | None = getattr(keys, hash_key, None)
+    return value
+
+
+class UpstreamCluster:
+    """Runtime state of one configured cluster."""
+
+    def __init__(self, config: Cluster) -> None:
+        self.config = config
+        self.name = config.name
+        health = config.passive_health
+        self.endpoints = tuple(
+            UpstreamEndpoint(e.host, e.port, e.weight, e.metadata,
+                             health.consecutive_failures, health.ejection_time)
+            for e in config.endpoints
+        )
+        self.balancer = make_balancer(config.lb, self.endpoints)
+        self.hash_key = config.hash_key
+        self._pools: dict[str, PingPongPool] = {}
+
+    def pick(self, keys: RequestKeys, source_ip: str | None,
+             route_hash_key: str | None = None) -> UpstreamEndpoint:
+        spec = route_hash_key or self.hash_key
+        return self.balancer.pick(hash_value(spec, keys, source_ip) if spec else None)
+
+    def pool(self, codec: Codec, options: ConnectionOptions) -> PingPongPool:
+        pool = self._pools.get(codec.name)
+        if pool is None:
+            c = self.config
+            pool = PingPongPool(codec, options, c.connect_timeout, c.idle_timeout,
+                                c.max_connections, c.max_requests_per_connection)
+            self._pools[codec.name] = pool
+        return pool
+
+    async def connect(self, endpoint: UpstreamEndpoint) -> Connection:
+        """A new unpooled connection (L4 pass-through); raises UpstreamError."""
+        try:
+            with trio.fail_after(self.config.connect_timeout):
+                conn = await connect(endpoint.host, endpoint.port)
+        except (ConnectionBroken, trio.TooSlowError, OSError) as exc:
+            endpoint.record_failure()
+            reason = "timed out" if isinstance(exc, trio.TooSlowError) else str(exc)
+            raise UpstreamError(Status.UNAVAILABLE, f"connect to {endpoint.address}: {reason}") from None
+        endpoint.record_success()
+        return conn
+
+    def describe(self) -> dict[str, Any]:
+        """State for the admin ``/clusters`` page."""
+        return {
+            "name": self.name,
+            "lb": self.config.lb,
+            "endpoints": [
+                {"address": e.address, "weight": e.weight, "healthy": e.healthy(),
+                 "active_requests": e.active_requests, "open_connections": e.open_connections,
+                 "failures": e.total_failures, "metadata": dict(e.metadata)}
+                for e in self.endpoints
+            ],
+            "pools": {name: {"open": p.open_connections, "connects": p.connects,
+                             "connect_failures": p.connect_failures}
+                      for name, p in self._pools.items()},
+        }
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()

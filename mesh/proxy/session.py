@@ -1,0 +1,321 @@
+"""One downstream connection speaking a codec: the per-request phase machine.
+
+For PING_PONG codecs (HTTP/1.1) an exchange runs inline in the connection's
+own task: request head -> filters -> route -> cluster -> balancer -> pool ->
+request out -> response back -> filters -> reply. No task per request, and
+the response of a small exchange leaves in one coalesced send.
+
+Every failure that the protocol can express becomes the codec's native
+local reply; only what it cannot (a reset mid-body) closes the connection.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING
+
+import structlog
+import trio
+
+from mesh.cluster import UpstreamConnection, UpstreamError
+from mesh.codec import (
+    CLOSED,
+    NEED_DATA,
+    PAUSED,
+    Codec,
+    CodecConnection,
+    Data,
+    Event,
+    Headers,
+    RemoteProtocolError,
+    Role,
+    Status,
+    Trailers,
+)
+from mesh.net.connection import Connection, ConnectionBroken
+from mesh.stream import Exchange, status_class
+
+if TYPE_CHECKING:
+    from mesh.proxy.listener import ListenerRuntime
+
+__all__ = ["DownstreamSession", "ClientGone"]
+
+log = structlog.get_logger("mesh.proxy")
+
+#: Flush the downstream buffer once it holds this much, so a large response
+#: is streamed with backpressure instead of being collected whole.
+_HIGH_WATER = 256 * 1024
+_MONOTONIC = time.monotonic
+
+
+class ClientGone(Exception):
+    """The downstream peer closed or broke its connection mid-exchange."""
+
+
+class _UpstreamClosed(Exception):
+    def __init__(self, reason: str, got_response: bool) -> None:
+        super().__init__(reason)
+        self.got_response = got_response
+
+
+class DownstreamSession:
+    """Serves one downstream connection with one codec."""
+
+    __slots__ = ("lr", "conn", "codec", "cc", "_close_after", "_idle")
+
+    def __init__(self, runtime: ListenerRuntime, conn: Connection, codec: Codec) -> None:
+        self.lr = runtime
+        self.conn = conn
+        self.codec = codec
+        self.cc: CodecConnection = codec.connection(Role.SERVER, runtime.options)
+        self._close_after = False
+        self._idle = runtime.config.idle_timeout or math.inf
+
+    async def run(self, initial: bytes) -> None:
+        if initial:
+            self.cc.receive_data(initial)
+        try:
+            await self._serve()
+        except RemoteProtocolError as exc:
+            await self._refuse(exc)
+        except (ClientGone, ConnectionBroken):
+            pass
+        finally:
+            self.conn.close()
+
+    async def _serve(self) -> None:
+        cc, conn = self.cc, self.conn
+        while True:
+            event = cc.next_event()
+            if event is NEED_DATA:
+                if conn.pending_output:
+                    await conn.flush()
+                with trio.move_on_after(self._idle):
+                    data = await conn.recv()
+                    cc.receive_data(data)
+                    continue
+                return  # idle timeout: close quietly, as Envoy's idle_timeout does
+            if event is CLOSED:
+                await conn.flush()
+                return
+            if event is PAUSED:
+                raise RuntimeError("codec paused although no exchange is in flight")
+            if type(event) is Headers:
+                if cc.is_heartbeat(event):
+                    self._write_events(cc.heartbeat_reply(event))
+                    continue
+                await self._exchange(event)
+                if self._close_after or cc.should_close:
+                    await conn.flush()
+                    return
+            # Data/Trailers of a request already answered locally are dropped.
+
+    async def _refuse(self, exc: RemoteProtocolError) -> None:
+        self.lr.stats.failures += 1
+        log.info("bad_request", listener=self.lr.name, peer=self.conn.peer, error=str(exc))
+        if exc.reply and not self.conn.closed:
+            self.conn.write(exc.reply)
+            with trio.move_on_after(1.0):
+                try:
+                    await self.conn.flush()
+                except ConnectionBroken:
+                    pass
+
+    def _write_events(self, events: list[Event]) -> None:
+        cc, conn = self.cc, self.conn
+        for event in events:
+            out = cc.send(event)
+            if type(out) is list:
+                conn.write_all(out)
+            else:
+                conn.write(out)  # type: ignore[arg-type]
+
+    # -- one exchange ------------------------------------------------------
+
+    async def _exchange(self, request: Headers) -> None:
+        lr = self.lr
+        lr.stats.requests += 1
+        exchange = Exchange(lr.name, self.conn.peer, request, self.codec.request_keys(request),
+                            _MONOTONIC())
+        status = self._route(exchange)
+        if status is None:
+            assert exchange.route is not None and exchange.cluster is not None
+            route_stats = lr.route_stats[exchange.route.name]
+            route_stats.requests += 1
+            try:
+                await self._forward(exchange)
+            except UpstreamError as exc:
+                exchange.upstream_failure = exc.reason
+                if exchange.response is not None:
+                    # The head went out already: HTTP/1 has no way to say
+                    # "failed mid-body" but an abrupt close.
+                    lr.finish(exchange)
+                    self.conn.abort()
+                    raise ClientGone(exc.reason) from None
+                status = exc.status
+        if status is not None:
+            self._local_reply(exchange, status)
+        lr.finish(exchange)
+
+    def _route(self, exchange: Exchange) -> Status | None:
+        lr = self.lr
+        for hook in lr.filters.request:
+            status = hook(exchange)
+            if status is not None:
+                return status
+        route = lr.routes.match(exchange.keys)
+        if route is None:
+            exchange.upstream_failure = "no route matched"
+            return Status.NO_ROUTE
+        exchange.route = route
+        cluster = lr.clusters.get(route.pick_cluster())
+        if cluster is None or not cluster.endpoints:
+            exchange.upstream_failure = "cluster has no endpoints"
+            return Status.UNAVAILABLE
+        exchange.cluster = cluster
+        return None
+
+    def _local_reply(self, exchange: Exchange, status: Status) -> None:
+        exchange.local_status = status
+        message = f"{status.name}: {exchange.upstream_failure or status.name.lower()}"
+        events = self.cc.local_reply(exchange.request, status, message)
+        exchange.response = next((e for e in events if type(e) is Headers), None)
+        self._write_events(events)
+        if not exchange.request.end_stream:
+            # The unread request body cannot be told from the next request.
+            self._close_after = True
+
+    async def _forward(self, exchange: Exchange) -> None:
+        cluster = exchange.cluster
+        route = exchange.route
+        assert cluster is not None and route is not None
+        endpoint = cluster.pick(exchange.keys, exchange.source_ip, route.hash_key)
+        exchange.endpoint = endpoint
+        pool = cluster.pool(self.lr.upstream_codec(self.codec, cluster), self.lr.options)
+        endpoint.active_requests += 1
+        try:
+            upstream = await pool.acquire(endpoint)
+            reusable = False
+            try:
+                reusable = await self._through(exchange, upstream, retry_ok=upstream.requests > 0)
+            except _UpstreamClosed as exc:
+                if exc.got_response or not exchange.request.end_stream or upstream.requests == 0:
+                    raise self._upstream_failed(exchange, str(exc)) from None
+                # A pooled keep-alive connection the upstream had closed: one fresh try.
+                pool.release(upstream, False)
+                upstream = await pool.acquire(endpoint)
+                try:
+                    reusable = await self._through(exchange, upstream, retry_ok=False)
+                except _UpstreamClosed as again:
+                    raise self._upstream_failed(exchange, str(again)) from None
+            finally:
+                pool.release(upstream, reusable)
+        finally:
+            endpoint.active_requests -= 1
+
+    def _upstream_failed(self, exchange: Exchange, reason: str) -> UpstreamError:
+        assert exchange.endpoint is not None
+        exchange.endpoint.record_failure()
+        return UpstreamError(Status.UNAVAILABLE, f"upstream {exchange.endpoint.address}: {reason}")
+
+    async def _through(self, exchange: Exchange, upstream: UpstreamConnection,
+                       retry_ok: bool) -> bool:
+        """Send the request upstream and relay the response; True if reusable."""
+        request = exchange.request
+        uc, uconn = upstream.codec, upstream.conn
+        _write(uconn, uc.send(request))
+        try:
+            await uconn.flush()
+            if not request.end_stream:
+                await self._request_body(request, uc, uconn)
+        except ConnectionBroken as exc:
+            raise _UpstreamClosed(str(exc), False) from None
+        response = await self._response_head(exchange, upstream)
+        exchange.endpoint.record_success()  # type: ignore[union-attr]
+        await self._response_body(response, uc, uconn)
+        return not uc.should_close
+
+    async def _request_body(self, request: Headers, uc: CodecConnection,
+                            uconn: Connection) -> None:
+        """Stream the request body upstream, one read at a time (backpressure)."""
+        if request.extensions.get("expect_continue"):
+            self._write_events([Headers(request.stream_id, [(b":status", b"100")], False,
+                                        {"informational": True})])
+            await self.conn.flush()
+        cc = self.cc
+        while True:
+            event = cc.next_event()
+            if event is NEED_DATA:
+                with trio.move_on_after(self._idle):
+                    data = await self.conn.recv()
+                    if not data:
+                        raise ClientGone("client closed mid-request")
+                    cc.receive_data(data)
+                    continue
+                raise ClientGone("client idle mid-request")
+            if type(event) is Data or type(event) is Trailers:
+                _write(uconn, uc.send(event))
+                await uconn.flush()
+                if event.end_stream:
+                    return
+            elif event is CLOSED:
+                raise ClientGone("client closed mid-request")
+
+    async def _response_head(self, exchange: Exchange, upstream: UpstreamConnection) -> Headers:
+        """Wait (under the route timeout) for the final response head."""
+        route = exchange.route
+        assert route is not None
+        with trio.move_on_after(route.timeout or math.inf):
+            while True:
+                event = await self._upstream_event(upstream.codec, upstream.conn, False)
+                if type(event) is not Headers:
+                    raise self._upstream_failed(exchange, f"unexpected {type(event).__name__}")
+                if event.extensions.get("informational"):
+                    continue  # 1xx from upstream: 100-continue is answered by the proxy
+                exchange.response = event
+                for hook in self.lr.filters.response:
+                    hook(exchange)
+                self._write_events([event])
+                return event
+        exchange.endpoint.record_failure()  # type: ignore[union-attr]
+        upstream.conn.close()
+        raise UpstreamError(Status.TIMEOUT, f"no response within {route.timeout:g}s")
+
+    async def _response_body(self, response: Headers, uc: CodecConnection,
+                             uconn: Connection) -> None:
+        if response.end_stream:
+            return
+        conn = self.conn
+        while True:
+            event = await self._upstream_event(uc, uconn, True)
+            self._write_events([event])
+            if event.end_stream:
+                return
+            if conn.pending_output > _HIGH_WATER:
+                await conn.flush()
+
+    async def _upstream_event(self, uc: CodecConnection, uconn: Connection,
+                              got_response: bool) -> Event:
+        while True:
+            try:
+                event = uc.next_event()
+            except RemoteProtocolError as exc:
+                raise _UpstreamClosed(f"bad response: {exc}", got_response) from None
+            if event is NEED_DATA:
+                try:
+                    data = await uconn.recv()
+                except ConnectionBroken as exc:
+                    raise _UpstreamClosed(str(exc), got_response) from None
+                uc.receive_data(data)
+                continue
+            if event is CLOSED or event is PAUSED:
+                raise _UpstreamClosed("upstream closed the connection", got_response)
+            return event  # type: ignore[no-any-return]
+
+
+def _write(conn: Connection, out: object) -> None:
+    if type(out) is list:
+        conn.write_all(out)
+    else:
+        conn.write(out)  # type: ignore[arg-type]

@@ -1,0 +1,79 @@
+"""First-match route table, compiled from config once per snapshot.
+
+A route's match is flattened into a tuple of (key name, matcher) checks so
+matching a request is a short loop over lazily computed request keys: a key
+no route asks for is never computed.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from collections.abc import Sequence
+
+from mesh.codec import RequestKeys
+from mesh.config import HeaderMatch, Route, StringMatch
+
+__all__ = ["CompiledRoute", "RouteTable"]
+
+_KEY_FIELDS = ("host", "path", "method", "service", "version", "group")
+
+
+class CompiledRoute:
+    """One route ready to match: checks, destination clusters and timeout."""
+
+    __slots__ = ("config", "name", "_checks", "_headers", "clusters", "_cumulative", "_total",
+                 "timeout", "hash_key")
+
+    def __init__(self, route: Route) -> None:
+        self.config = route
+        self.name = route.name
+        match = route.match
+        checks: list[tuple[str, StringMatch]] = []
+        for key in _KEY_FIELDS:
+            matcher = getattr(match, key)
+            if matcher is not None:
+                checks.append((key, matcher))
+        self._checks = tuple(checks)
+        self._headers: tuple[HeaderMatch, ...] = tuple(match.headers)
+        self.clusters = tuple(wc.cluster for wc in route.clusters)
+        cumulative, total = [], 0
+        for wc in route.clusters:
+            total += wc.weight
+            cumulative.append(total)
+        self._cumulative = cumulative
+        self._total = total
+        self.timeout = route.timeout
+        self.hash_key = route.hash_key
+
+    def matches(self, keys: RequestKeys) -> bool:
+        for key, matcher in self._checks:
+            if not matcher.matches(getattr(keys, key)):
+                return False
+        for header in self._headers:
+            if header.match.matches(keys.get(header.name)) == header.invert:
+                return False
+        return True
+
+    def pick_cluster(self) -> str:
+        """The destination cluster; weighted clusters split by weight."""
+        clusters = self.clusters
+        if len(clusters) == 1:
+            return clusters[0]
+        point = random.randrange(self._total) if self._total > 0 else 0
+        return clusters[bisect.bisect_right(self._cumulative, point)]
+
+
+class RouteTable:
+    """Ordered routes; the first that matches wins (as in Envoy's virtual host)."""
+
+    __slots__ = ("routes",)
+
+    def __init__(self, routes: Sequence[Route]) -> None:
+        self.routes = tuple(CompiledRoute(r) for r in routes)
+
+    def match(self, keys: RequestKeys) -> CompiledRoute | None:
+        for route in self.routes:
+            if route.matches(keys):
+                return route
+        return None

@@ -1,0 +1,107 @@
+"""Builds a running proxy from a config snapshot and serves it on trio."""
+
+from __future__ import annotations
+
+import signal
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+import trio
+
+from mesh.admin.server import AdminApi
+from mesh.cluster import UpstreamCluster
+from mesh.config import Config, Listener
+from mesh.net.listener import bind, serve
+from mesh.proxy.filters import FilterChain, compile_chain
+from mesh.proxy.listener import ListenerRuntime
+from mesh.registry import Registry
+from mesh.samples import HelloUpstream
+from mesh.stats import StatsRegistry
+
+__all__ = ["ProxyRuntime", "StartupError"]
+
+log = structlog.get_logger("mesh")
+
+#: Filters a listener runs when its config names none.
+DEFAULT_FILTERS = ("forwarded",)
+
+
+class StartupError(Exception):
+    """The proxy cannot start (a port in use, an unknown codec); says which and why."""
+
+
+class ProxyRuntime:
+    def __init__(self, config: Config, registry: Registry) -> None:
+        self.config = config
+        self.registry = registry
+        self.stats = StatsRegistry()
+        self.clusters = {c.name: UpstreamCluster(c) for c in config.clusters}
+        codecs = {name: registry.codec(name) for name in registry.codecs}
+        self.listeners = [
+            ListenerRuntime(lc, codecs, self.clusters, self._chain(lc), self.stats,
+                            config.logging.access_log)
+            for lc in config.listeners
+        ]
+        self.ready = False
+
+    def _chain(self, listener: Listener) -> FilterChain:
+        named: list[tuple[str, Mapping[str, Any]]] = [(f.name, f.config) for f in listener.filters]
+        if not named:
+            named = [(name, {}) for name in DEFAULT_FILTERS if name in self.registry.filters]
+        factories = []
+        for name, cfg in named:
+            plugin = self.registry.filters.get(name)
+            if plugin is None:
+                known = ", ".join(sorted(self.registry.filters)) or "none"
+                raise StartupError(f"listener {listener.name!r}: no filter named {name!r} "
+                                   f"is installed (installed: {known})")
+            factories.append((plugin.obj, cfg))
+        return compile_chain(factories)
+
+    def _bind(self, what: str, host: str, port: int) -> socket.socket:
+        try:
+            return bind(host, port)
+        except OSError as exc:
+            raise StartupError(f"{what}: cannot listen on {host}:{port}: {exc.strerror or exc}. "
+                               f"Fix: stop whatever uses the port or pick another address") from None
+
+    async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        http1 = self.registry.codec("http1")
+        servers = []
+        for lr in self.listeners:
+            servers.append((self._bind(f"listener {lr.name}", lr.config.host, lr.config.port),
+                            lr.handle, lr.name))
+        for sample in self.config.samples:
+            upstream = HelloUpstream(sample.name, http1)
+            servers.append((self._bind(f"sample {sample.name}", sample.host, sample.port),
+                            upstream.handle, f"sample:{sample.name}"))
+        admin = self.config.admin
+        if admin is not None:
+            api = AdminApi(http1, lambda: self.config, self.stats, lambda: self.clusters,
+                           lambda: self.ready)
+            servers.append((self._bind("admin", admin.host, admin.port), api.handle, "admin"))
+        try:
+            async with trio.open_nursery() as nursery:
+                for sock, handler, name in servers:
+                    nursery.start_soon(serve, sock, handler, name)
+                nursery.start_soon(self._stop_on_signal, nursery.cancel_scope)
+                self.ready = True
+                log.info("started", source=self.config.source,
+                         listeners=[f"{lr.name}={lr.config.host}:{lr.config.port}/"
+                                    f"{lr.config.protocol}" for lr in self.listeners],
+                         admin=f"{admin.host}:{admin.port}" if admin else None)
+                task_status.started(self)
+        finally:
+            for sock, _, _ in servers:
+                sock.close()
+            for cluster in self.clusters.values():
+                cluster.close()
+
+    async def _stop_on_signal(self, scope: trio.CancelScope) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                log.info("stopping", signal=signal.Signals(signum).name)
+                scope.cancel()
+                return
