@@ -68,18 +68,17 @@ class ProxyRuntime:
                                f"Fix: stop whatever uses the port or pick another address") from None
 
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        http1 = self.registry.codec("http1")
         servers = []
         for lr in self.listeners:
             servers.append((self._bind(f"listener {lr.name}", lr.config.host, lr.config.port),
                             lr.handle, lr.name))
         for sample in self.config.samples:
-            upstream = HelloUpstream(sample.name, http1)
+            upstream = HelloUpstream(sample.name, self.registry.codec("http1"))
             servers.append((self._bind(f"sample {sample.name}", sample.host, sample.port),
                             upstream.handle, f"sample:{sample.name}"))
         admin = self.config.admin
         if admin is not None:
-            api = AdminApi(http1, lambda: self.config, self.stats, lambda: self.clusters,
+            api = AdminApi(self.registry.codec("http1"), lambda: self.config, self.stats, lambda: self.clusters,
                            lambda: self.ready)
             servers.append((self._bind("admin", admin.host, admin.port), api.handle, "admin"))
         try:
