@@ -83,6 +83,8 @@ class ProxyRuntime:
             servers.append((self._bind("admin", admin.host, admin.port), api.handle, "admin"))
         try:
             async with trio.open_nursery() as nursery:
+                for cluster in self.clusters.values():
+                    cluster.nursery = nursery
                 for sock, handler, name in servers:
                     nursery.start_soon(serve, sock, handler, name)
                 nursery.start_soon(self._stop_on_signal, nursery.cancel_scope)

@@ -10,7 +10,8 @@ from mesh.cluster.endpoint import UpstreamEndpoint
 import trio
 
 from mesh.cluster.pool import PingPongPool, UpstreamError
-from mesh.codec import Codec, ConnectionOptions, RequestKeys, Status
+from mesh.cluster.shared import SharedPool
+from mesh.codec import Codec, ConnectionOptions, PoolMode, RequestKeys, Status
 from mesh.config import Cluster
 from mesh.net.connection import Connection, ConnectionBroken, connect
 
@@ -43,21 +44,31 @@ class UpstreamCluster:
         )
         self.balancer = make_balancer(config.lb, self.endpoints)
         self.hash_key = config.hash_key
-        self._pools: dict[str, PingPongPool] = {}
+        self._pools: dict[str, PingPongPool | SharedPool] = {}
+        #: where shared connections run their reader/writer tasks; set by the runtime
+        self.nursery: trio.Nursery | None = None
 
     def pick(self, keys: RequestKeys, source_ip: str | None,
              route_hash_key: str | None = None) -> UpstreamEndpoint:
         spec = route_hash_key or self.hash_key
         return self.balancer.pick(hash_value(spec, keys, source_ip) if spec else None)
 
-    def pool(self, codec: Codec, options: ConnectionOptions) -> PingPongPool:
+    def pool(self, codec: Codec, options: ConnectionOptions) -> PingPongPool | SharedPool:
+        """The pool for ``codec`` on this cluster, made on first use."""
         pool = self._pools.get(codec.name)
         if pool is None:
-            c = self.config
-            pool = PingPongPool(codec, options, c.connect_timeout, c.idle_timeout,
-                                c.max_connections, c.max_requests_per_connection)
-            self._pools[codec.name] = pool
+            pool = self._pools[codec.name] = self._new_pool(codec, options)
         return pool
+
+    def _new_pool(self, codec: Codec, options: ConnectionOptions) -> PingPongPool | SharedPool:
+        c = self.config
+        if codec.pool_mode is PoolMode.PING_PONG:
+            return PingPongPool(codec, options, c.connect_timeout, c.idle_timeout,
+                                c.max_connections, c.max_requests_per_connection)
+        if self.nursery is None:
+            raise RuntimeError("cluster used before the runtime gave it a nursery")
+        return SharedPool(codec, options, self.nursery, c.connect_timeout, c.max_connections,
+                          getattr(c, "max_concurrent_streams", 1024))
 
     async def connect(self, endpoint: UpstreamEndpoint) -> Connection:
         """A new unpooled connection (L4 pass-through); raises UpstreamError."""

@@ -114,6 +114,11 @@ class Connection:
             self.closed = True
             self._out.clear()
             self._out_size = 0
+            try:
+                # wake any task of ours still waiting on this socket
+                trio.lowlevel.notify_closing(self.sock)
+            except RuntimeError:
+                pass  # outside a trio run (tests, shutdown)
             self.sock.close()
 
     def abort(self) -> None:

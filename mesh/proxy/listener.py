@@ -8,11 +8,12 @@ from collections.abc import Mapping, Sequence
 import structlog
 
 from mesh.cluster import UpstreamCluster, UpstreamError
-from mesh.codec import Codec, ConnectionOptions
+from mesh.codec import Codec, ConnectionOptions, PoolMode
 from mesh.config import Listener
 from mesh.net.connection import Connection, ConnectionBroken
 from mesh.net.relay import relay
 from mesh.proxy.filters import FilterChain
+from mesh.proxy.multiplex import MultiplexSession
 from mesh.proxy.session import DownstreamSession
 from mesh.router import RouteTable
 from mesh.sniff import SniffOutcome, sniff
@@ -72,7 +73,10 @@ class ListenerRuntime:
             if codec is None:
                 self._sniff_failed(conn, outcome, initial)
                 return
-        await DownstreamSession(self, conn, codec).run(initial)
+        if codec.pool_mode is PoolMode.PING_PONG:
+            await DownstreamSession(self, conn, codec).run(initial)
+        else:
+            await MultiplexSession(self, conn, codec).run(initial)
 
     def _sniff_failed(self, conn: Connection, outcome: SniffOutcome, prefix: bytes) -> None:
         if outcome is SniffOutcome.CLOSED and not prefix:

@@ -34,6 +34,7 @@ from mesh.codec import (
     Trailers,
 )
 from mesh.net.connection import Connection, ConnectionBroken
+from mesh.proxy.routing import route_exchange
 from mesh.stream import Exchange, status_class
 
 if TYPE_CHECKING:
@@ -138,11 +139,8 @@ class DownstreamSession:
         lr.stats.requests += 1
         exchange = Exchange(lr.name, self.conn.peer, request, self.codec.request_keys(request),
                             _MONOTONIC())
-        status = self._route(exchange)
+        status = route_exchange(lr, exchange)
         if status is None:
-            assert exchange.route is not None and exchange.cluster is not None
-            route_stats = lr.route_stats[exchange.route.name]
-            route_stats.requests += 1
             try:
                 await self._forward(exchange)
             except UpstreamError as exc:
@@ -157,24 +155,6 @@ class DownstreamSession:
         if status is not None:
             self._local_reply(exchange, status)
         lr.finish(exchange)
-
-    def _route(self, exchange: Exchange) -> Status | None:
-        lr = self.lr
-        for hook in lr.filters.request:
-            status = hook(exchange)
-            if status is not None:
-                return status
-        route = lr.routes.match(exchange.keys)
-        if route is None:
-            exchange.upstream_failure = "no route matched"
-            return Status.NO_ROUTE
-        exchange.route = route
-        cluster = lr.clusters.get(route.pick_cluster())
-        if cluster is None or not cluster.endpoints:
-            exchange.upstream_failure = "cluster has no endpoints"
-            return Status.UNAVAILABLE
-        exchange.cluster = cluster
-        return None
 
     def _local_reply(self, exchange: Exchange, status: Status) -> None:
         exchange.local_status = status

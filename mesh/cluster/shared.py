@@ -1,0 +1,239 @@
+"""Shared upstream connections for MULTIPLEX and PIPELINE codecs.
+
+Many exchanges, from many downstream connections, travel on one upstream
+connection. Each request gets a fresh upstream request id (the pool rewrites
+``stream_id`` before ``send``; a MULTIPLEX codec writes it into the frame, so
+clients that all use id 0, like Python Thrift clients, never collide). A
+PIPELINE codec's client side answers with the id of the request each reply
+belongs to, in send order, so both modes are matched by id here.
+
+Each shared connection has one reader task (replies to exchanges) and one
+writer task: exchanges only append to the output buffer, and everything
+written in one scheduler turn leaves in one ``sendmsg`` (write coalescing
+across clients, the trick that makes twemproxy fast).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import structlog
+import trio
+
+from mesh.cluster.endpoint import UpstreamEndpoint
+from mesh.cluster.pool import UpstreamError
+from mesh.codec import (
+    CLOSED,
+    NEED_DATA,
+    PAUSED,
+    Codec,
+    CodecConnection,
+    ConnectionOptions,
+    Event,
+    Headers,
+    PoolMode,
+    RemoteProtocolError,
+    Role,
+    Status,
+)
+from mesh.net.connection import Connection, ConnectionBroken, connect
+
+__all__ = ["ResponseSink", "SharedConnection", "SharedPool"]
+
+log = structlog.get_logger("mesh.cluster")
+
+_MAX_ID = 2**31 - 1
+
+
+class ResponseSink(Protocol):
+    """Receives the reply events of one exchange (ids still upstream ids)."""
+
+    def on_event(self, event: Event) -> None: ...
+
+    def on_failure(self, status: Status, reason: str) -> None: ...
+
+
+class _Discard:
+    """Stands in for an exchange that gave up; its late reply is read and dropped."""
+
+    def on_event(self, event: Event) -> None:
+        pass
+
+    def on_failure(self, status: Status, reason: str) -> None:
+        pass
+
+
+_DISCARD = _Discard()
+
+
+class SharedConnection:
+    """One upstream connection carrying many exchanges at once."""
+
+    def __init__(self, conn: Connection, cc: CodecConnection, endpoint: UpstreamEndpoint,
+                 mode: PoolMode, max_in_flight: int) -> None:
+        self.conn = conn
+        self.cc = cc
+        self.endpoint = endpoint
+        self.mode = mode
+        self.max_in_flight = max_in_flight
+        self.pending: dict[int, ResponseSink] = {}
+        self.closed = False
+        self._next_id = 1
+        self._wake = trio.Event()
+
+    @property
+    def has_room(self) -> bool:
+        return not self.closed and len(self.pending) < self.max_in_flight
+
+    def submit(self, request: Headers, sink: ResponseSink) -> int:
+        """Send a request head under a fresh upstream id; returns that id."""
+        uid = self._next_id
+        self._next_id = 1 if uid >= _MAX_ID else uid + 1
+        self.pending[uid] = sink
+        self.write(Headers(uid, request.fields, request.end_stream, request.extensions))
+        return uid
+
+    def write(self, event: Event) -> None:
+        """Queue an event (head, body, reset) already carrying its upstream id."""
+        out = self.cc.send(event)
+        if type(out) is list:
+            self.conn.write_all(out)
+        else:
+            self.conn.write(out)  # type: ignore[arg-type]
+        self._wake.set()
+
+    def abandon(self, uid: int) -> None:
+        """An exchange gave up (timeout, client gone); keep order for PIPELINE."""
+        if uid in self.pending:
+            if self.mode is PoolMode.PIPELINE:
+                self.pending[uid] = _DISCARD
+            else:
+                del self.pending[uid]
+
+    async def run(self) -> None:
+        """Reader and writer until the connection ends; then fail what is pending."""
+        reason = "upstream closed the connection"
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._writer)
+                reason = await self._reader()
+                nursery.cancel_scope.cancel()
+        except ConnectionBroken as exc:
+            reason = str(exc)
+        finally:
+            self._close(reason)
+
+    async def _writer(self) -> None:
+        conn = self.conn
+        while True:
+            await self._wake.wait()
+            self._wake = trio.Event()
+            await conn.flush()
+
+    async def _reader(self) -> str:
+        cc, conn, pending = self.cc, self.conn, self.pending
+        while True:
+            try:
+                event = cc.next_event()
+            except RemoteProtocolError as exc:
+                return f"bad reply from upstream: {exc}"
+            if event is NEED_DATA:
+                cc.receive_data(await conn.recv())
+                continue
+            if event is CLOSED or event is PAUSED:
+                return "upstream closed the connection"
+            if cc.is_heartbeat(event):
+                for reply in cc.heartbeat_reply(event):
+                    self.write(reply)
+                continue
+            sink = pending.get(event.stream_id)
+            if sink is None:
+                continue  # a late reply to an exchange that timed out
+            if event.end_stream:
+                del pending[event.stream_id]
+            sink.on_event(event)
+
+    def _close(self, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.conn.close()
+        pending, self.pending = self.pending, {}
+        for sink in pending.values():
+            sink.on_failure(Status.UNAVAILABLE, f"upstream {self.endpoint.address}: {reason}")
+
+
+class SharedPool:
+    """Shared connections per endpoint; a new one opens when all are full."""
+
+    def __init__(self, codec: Codec, options: ConnectionOptions, nursery: trio.Nursery,
+                 connect_timeout: float, max_connections: int, max_in_flight: int) -> None:
+        self._codec = codec
+        self._options = options
+        self._nursery = nursery
+        self._connect_timeout = connect_timeout
+        self._max_connections = max_connections
+        self._max_in_flight = max_in_flight
+        self._connections: dict[UpstreamEndpoint, list[SharedConnection]] = {}
+        self._opening: dict[UpstreamEndpoint, trio.Event] = {}
+        self._failed: dict[UpstreamEndpoint, UpstreamError] = {}
+        self.open_connections = 0
+        self.connects = 0
+        self.connect_failures = 0
+
+    async def acquire(self, endpoint: UpstreamEndpoint) -> SharedConnection:
+        conns = self._connections.setdefault(endpoint, [])
+        while True:
+            for shared in conns:
+                if shared.has_room:
+                    return shared
+            opening = self._opening.get(endpoint)
+            if opening is None:
+                break
+            await opening.wait()  # one connect at a time per endpoint; then look again
+            if endpoint in self._failed:
+                raise self._failed[endpoint]
+        conns[:] = [c for c in conns if not c.closed]
+        if self.open_connections >= self._max_connections:
+            raise UpstreamError(Status.OVERLOADED, "upstream connection limit reached")
+        done = self._opening[endpoint] = trio.Event()
+        self._failed.pop(endpoint, None)
+        try:
+            shared = await self._open(endpoint)
+        except UpstreamError as exc:
+            self._failed[endpoint] = exc  # callers that waited on this connect share its fate
+            raise
+        finally:
+            del self._opening[endpoint]
+            done.set()
+        conns.append(shared)
+        return shared
+
+    async def _open(self, endpoint: UpstreamEndpoint) -> SharedConnection:
+        self.connects += 1
+        try:
+            with trio.fail_after(self._connect_timeout):
+                conn = await connect(endpoint.host, endpoint.port)
+        except (ConnectionBroken, trio.TooSlowError, OSError) as exc:
+            self.connect_failures += 1
+            endpoint.record_failure()
+            reason = "timed out" if isinstance(exc, trio.TooSlowError) else str(exc)
+            raise UpstreamError(Status.UNAVAILABLE, f"connect to {endpoint.address}: {reason}") from None
+        shared = SharedConnection(conn, self._codec.connection(Role.CLIENT, self._options),
+                                  endpoint, self._codec.pool_mode, self._max_in_flight)
+        self.open_connections += 1
+        endpoint.open_connections += 1
+        self._nursery.start_soon(self._serve, shared)
+        return shared
+
+    async def _serve(self, shared: SharedConnection) -> None:
+        try:
+            await shared.run()
+        finally:
+            self.open_connections -= 1
+            shared.endpoint.open_connections -= 1
+
+    def close(self) -> None:
+        for conns in self._connections.values():
+            for shared in conns:
+                shared._close("proxy shutting down")

@@ -1,0 +1,134 @@
+"""A config back to plain data: what ``/config_dump`` shows and what :func:`parse` reads.
+
+The output has the file's shape, with every default made explicit, so that
+``parse(dump(config), config.source) == config`` and an operator sees the
+values the proxy actually runs with. Durations are seconds (numbers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mesh.config._model import (
+    Cluster,
+    Config,
+    Endpoint,
+    HeaderMatch,
+    Listener,
+    Route,
+    RouteMatch,
+    StringMatch,
+)
+from mesh.config._values import format_address
+
+__all__ = ["dump"]
+
+_REQUEST_KEYS = ("host", "path", "method", "service", "version", "group")
+
+
+def dump(config: Config) -> dict[str, Any]:
+    """``config`` as JSON-serialisable data in the shape of a config file."""
+    admin = (
+        None
+        if config.admin is None
+        else {"address": format_address(config.admin.host, config.admin.port)}
+    )
+    return {
+        "listeners": [_listener(listener) for listener in config.listeners],
+        "clusters": [_cluster(cluster) for cluster in config.clusters],
+        "admin": admin,
+        "logging": {"level": config.logging.level, "access_log": config.logging.access_log},
+        "samples": [
+            {"name": s.name, "address": format_address(s.host, s.port), "kind": s.kind}
+            for s in config.samples
+        ],
+    }
+
+
+def _listener(listener: Listener) -> dict[str, Any]:
+    return {
+        "name": listener.name,
+        "address": format_address(listener.host, listener.port),
+        "protocol": listener.protocol,
+        "routes": [_route(route) for route in listener.routes],
+        "filters": [{"name": f.name, "config": thaw(f.config)} for f in listener.filters],
+        "sniff_timeout": listener.sniff_timeout,
+        "sniff_max_bytes": listener.sniff_max_bytes,
+        "idle_timeout": listener.idle_timeout,
+        "max_header_size": listener.max_header_size,
+        "upstream_protocol": listener.upstream_protocol,
+    }
+
+
+def _route(route: Route) -> dict[str, Any]:
+    data: dict[str, Any] = {"name": route.name, "match": _route_match(route.match)}
+    if len(route.clusters) == 1 and route.clusters[0].weight == 1:
+        data["cluster"] = route.clusters[0].cluster
+    else:
+        data["weighted_clusters"] = [
+            {"cluster": c.cluster, "weight": c.weight} for c in route.clusters
+        ]
+    data.update(timeout=route.timeout, hash_key=route.hash_key)
+    return data
+
+
+def _route_match(match: RouteMatch) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key in _REQUEST_KEYS:
+        condition: StringMatch | None = getattr(match, key)
+        if condition is not None:
+            data[key] = _string_match(condition)
+    if match.headers:
+        data["headers"] = [_header_match(header) for header in match.headers]
+    return data
+
+
+def _string_match(match: StringMatch) -> dict[str, Any]:
+    if match.present:
+        return {"present": True}
+    if match.regex is not None:
+        return {"regex": match.regex.pattern}
+    if match.prefix is not None:
+        return {"prefix": match.prefix}
+    return {"exact": match.exact}
+
+
+def _header_match(header: HeaderMatch) -> dict[str, Any]:
+    return {"name": header.name, **_string_match(header.match), "invert": header.invert}
+
+
+def _cluster(cluster: Cluster) -> dict[str, Any]:
+    health = cluster.passive_health
+    return {
+        "name": cluster.name,
+        "endpoints": [_endpoint(endpoint) for endpoint in cluster.endpoints],
+        "lb": cluster.lb,
+        "hash_key": cluster.hash_key,
+        "connect_timeout": cluster.connect_timeout,
+        "idle_timeout": cluster.idle_timeout,
+        "max_connections": cluster.max_connections,
+        "max_requests_per_connection": cluster.max_requests_per_connection,
+        "passive_health": {
+            "consecutive_failures": health.consecutive_failures,
+            "ejection_time": health.ejection_time,
+        },
+        "protocol": cluster.protocol,
+    }
+
+
+def _endpoint(endpoint: Endpoint) -> dict[str, Any]:
+    return {
+        "address": format_address(endpoint.host, endpoint.port),
+        "weight": endpoint.weight,
+        "metadata": dict(endpoint.metadata),
+    }
+
+
+def thaw(value: Any) -> Any:
+    """The inverse of freezing filter settings: plain dicts and lists again."""
+    if isinstance(value, Mapping):
+        return {key: thaw(item) for key, item in value.items()}
+    if isinstance(value, tuple):
+        return [thaw(item) for item in value]
+    return value

@@ -1,0 +1,215 @@
+"""Parsing of ``listeners:``: addresses, protocols, filter chains and routes."""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mesh.config._errors import did_you_mean
+from mesh.config._match import parse_route_match
+from mesh.config._model import Cluster, FilterConfig, Listener, Route, RouteMatch, WeightedCluster
+from mesh.config._reading import (
+    Reader,
+    Section,
+    Where,
+    address,
+    check_unique,
+    duration,
+    hash_key,
+    integer,
+    plugin_name,
+    read_list,
+    string,
+    type_error,
+)
+
+__all__ = ["Context", "parse_listeners"]
+
+_OPTIONS: Mapping[str, Reader[Any]] = {
+    "sniff_timeout": duration(positive=True),
+    "sniff_max_bytes": integer(1),
+    "idle_timeout": duration(),
+    "max_header_size": integer(1),
+}
+_KEYS = (
+    "name",
+    "address",
+    "protocol",
+    "routes",
+    "cluster",
+    "filters",
+    "upstream_protocol",
+    *_OPTIONS,
+)
+_ROUTE_KEYS = ("name", "match", "cluster", "weighted_clusters", "timeout", "hash_key")
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What listener parsing checks names against: clusters already parsed, and plugins."""
+
+    clusters: Mapping[str, Cluster]
+    known_protocols: Collection[str] | None
+    known_filters: Collection[str] | None
+
+    def cluster_ref(self, where: Where, value: Any) -> str:
+        """A reader of the name of a defined cluster."""
+        name = string(where, value)
+        if name not in self.clusters:
+            defined = ", ".join(sorted(self.clusters))
+            otherwise = f"define a cluster named {name!r} under clusters:"
+            otherwise += f", or use one of: {defined}." if defined else "."
+            fix = did_you_mean(name, self.clusters, otherwise)
+            raise where.error(f"no cluster named {name!r}", fix)
+        return name
+
+
+def parse_listeners(where: Where, value: Any, context: Context) -> tuple[Listener, ...]:
+    """Every listener of the list at ``where``; names must be unique."""
+    items = read_list(where, value, "listener")
+    listeners = tuple(_listener(where.index(i), item, context) for i, item in enumerate(items))
+    check_unique(where, [listener.name for listener in listeners], "listener")
+    return listeners
+
+
+def _listener(where: Where, value: Any, context: Context) -> Listener:
+    section = Section(where, value, _KEYS, required=("name", "address"))
+    name = section.require("name", string)
+    protocol = section.get(
+        "protocol", plugin_name(context.known_protocols, "protocol", ("auto",)), "auto"
+    )
+    routes = _routes(section, name, context)
+    if protocol == "tcp":
+        _check_tcp(section, routes)
+    options = {
+        key: section.require(key, read) for key, read in _OPTIONS.items() if section.has(key)
+    }
+    return Listener(
+        name,
+        *section.require("address", address),
+        protocol=protocol,
+        routes=routes,
+        filters=_filters(section, context),
+        upstream_protocol=section.optional(
+            "upstream_protocol", plugin_name(context.known_protocols, "protocol")
+        ),
+        **options,
+    )
+
+
+def _routes(section: Section, listener: str, context: Context) -> tuple[Route, ...]:
+    if section.exactly_one(("routes", "cluster")) == "cluster":
+        cluster = section.require("cluster", context.cluster_ref)
+        return (Route(f"{listener}/0", RouteMatch(), (WeightedCluster(cluster, 1),)),)
+    where = section.at("routes")
+    items = read_list(where, section.data["routes"], "route")
+    routes = tuple(
+        _route(where.index(i), item, f"{listener}/{i}", context) for i, item in enumerate(items)
+    )
+    check_unique(where, [route.name for route in routes], "route")
+    return routes
+
+
+def _route(where: Where, value: Any, default_name: str, context: Context) -> Route:
+    section = Section(where, value, _ROUTE_KEYS)
+    clusters: tuple[WeightedCluster, ...]
+    if section.exactly_one(("cluster", "weighted_clusters")) == "cluster":
+        clusters = (WeightedCluster(section.require("cluster", context.cluster_ref), 1),)
+    else:
+        clusters = _weighted(
+            section.at("weighted_clusters"), section.data["weighted_clusters"], context
+        )
+    key = section.optional("hash_key", hash_key)
+    if key is not None and all(context.clusters[c.cluster].lb != "ring_hash" for c in clusters):
+        raise section.at("hash_key").error(
+            "hash_key only applies when a route's cluster uses lb 'ring_hash', and none does here",
+            "remove hash_key, or set lb: ring_hash on the cluster.",
+        )
+    options = {"timeout": section.require("timeout", duration())} if section.has("timeout") else {}
+    return Route(
+        name=section.get("name", string, default_name),
+        match=section.optional("match", parse_route_match) or RouteMatch(),
+        clusters=clusters,
+        hash_key=key,
+        **options,
+    )
+
+
+def _weighted(where: Where, value: Any, context: Context) -> tuple[WeightedCluster, ...]:
+    items = read_list(where, value, "weighted cluster")
+    shares: list[WeightedCluster] = []
+    for i, item in enumerate(items):
+        section = Section(
+            where.index(i), item, ("cluster", "weight"), required=("cluster", "weight")
+        )
+        share = WeightedCluster(
+            section.require("cluster", context.cluster_ref),
+            section.require("weight", integer(0, 1_000_000)),
+        )
+        if share.cluster in {earlier.cluster for earlier in shares}:
+            raise section.at("cluster").error(
+                f"cluster {share.cluster!r} is listed twice",
+                "merge the two entries into one weight.",
+            )
+        shares.append(share)
+    if sum(share.weight for share in shares) == 0:
+        raise where.error(
+            "every weight is 0, so no request could be routed", "give one cluster a weight above 0."
+        )
+    return tuple(shares)
+
+
+def _check_tcp(section: Section, routes: tuple[Route, ...]) -> None:
+    # A TCP connection carries no request to match on: one route, one cluster, no conditions.
+    where = section.at("routes")
+    fix = "give the listener one route to one cluster, or write 'cluster: NAME' on the listener."
+    if len(routes) != 1:
+        raise where.error(
+            f"a tcp listener takes exactly one route, and this one has {len(routes)}", fix
+        )
+    if len(routes[0].clusters) != 1:
+        raise (
+            where.index(0)
+            .key("weighted_clusters")
+            .error("a tcp listener sends every connection to a single cluster", fix)
+        )
+    if routes[0].match != RouteMatch():
+        raise (
+            where.index(0)
+            .key("match")
+            .error("a tcp listener has no requests to match on", "remove match: from this route.")
+        )
+
+
+def _filters(section: Section, context: Context) -> tuple[FilterConfig, ...]:
+    if not section.has("filters"):
+        return ()
+    where = section.at("filters")
+    items = read_list(where, section.data["filters"], "filter", allow_empty=True)
+    return tuple(_filter(where.index(i), item, context) for i, item in enumerate(items))
+
+
+def _filter(where: Where, value: Any, context: Context) -> FilterConfig:
+    section = Section(where, value, ("name", "config"), required=("name",))
+    name = section.require("name", plugin_name(context.known_filters, "filter"))
+    config = section.optional("config", _filter_settings) or types.MappingProxyType({})
+    return FilterConfig(name, config)
+
+
+def _filter_settings(where: Where, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise type_error(where, value, "a mapping of settings", "write settings as key: value.")
+    frozen = freeze(value)
+    assert isinstance(frozen, Mapping)
+    return frozen
+
+
+def freeze(value: Any) -> Any:
+    """``value`` made read-only all the way down: mappings become proxies, lists tuples."""
+    if isinstance(value, Mapping):
+        return types.MappingProxyType({key: freeze(item) for key, item in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(freeze(item) for item in value)
+    return value

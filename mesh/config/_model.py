@@ -1,0 +1,232 @@
+"""The typed configuration model: frozen dataclasses, built once per config load.
+
+Everything here is immutable (tuples, read-only mappings) because a running
+proxy swaps whole snapshots atomically and in-flight requests keep reading the
+old one; nothing may change under them. Validation lives in the loader, so
+these classes trust their arguments.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "Admin",
+    "Cluster",
+    "Config",
+    "Endpoint",
+    "FilterConfig",
+    "HeaderMatch",
+    "Listener",
+    "Logging",
+    "PassiveHealth",
+    "Route",
+    "RouteMatch",
+    "SampleUpstream",
+    "StringMatch",
+    "WeightedCluster",
+]
+
+_EMPTY: Mapping[str, str] = types.MappingProxyType({})
+
+
+@dataclass(frozen=True, slots=True)
+class StringMatch:
+    """One condition on a string; the loader sets exactly one of the four.
+
+    ``present`` means "the value exists" (any value, even empty); ``regex``
+    must match the whole value, as in Envoy's ``safe_regex``.
+    """
+
+    exact: str | None = None
+    prefix: str | None = None
+    regex: re.Pattern[str] | None = None
+    present: bool = False
+
+    def matches(self, value: str | None) -> bool:
+        """Whether ``value`` (None when the key is absent) satisfies the condition."""
+        if value is None:
+            return False
+        if self.present:
+            return True
+        if self.exact is not None:
+            return value == self.exact
+        if self.prefix is not None:
+            return value.startswith(self.prefix)
+        if self.regex is not None:
+            return self.regex.fullmatch(value) is not None
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderMatch:
+    """A condition on one header or RPC attachment, looked up by lower-case ``name``."""
+
+    name: str
+    match: StringMatch
+    invert: bool = False
+
+    def matches(self, value: str | None) -> bool:
+        """``match`` applied to ``value``, negated when ``invert`` (so present+invert = absent)."""
+        return self.match.matches(value) != self.invert
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch:
+    """Conditions a request must all meet; None (or no headers) means "any"."""
+
+    host: StringMatch | None = None
+    path: StringMatch | None = None
+    method: StringMatch | None = None
+    service: StringMatch | None = None
+    version: StringMatch | None = None
+    group: StringMatch | None = None
+    headers: tuple[HeaderMatch, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedCluster:
+    """A share of a route's traffic: ``weight`` out of the route's total."""
+
+    cluster: str
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where matching requests go. ``timeout`` in seconds; 0 means none."""
+
+    name: str
+    match: RouteMatch
+    clusters: tuple[WeightedCluster, ...]
+    timeout: float = 15.0
+    hash_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FilterConfig:
+    """A filter by its registered name, with its own (deeply read-only) settings."""
+
+    name: str
+    config: Mapping[str, Any]
+
+    def __hash__(self) -> int:
+        # The generated hash would fail on the mapping; equal filters share a name.
+        return hash(self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """An address the proxy accepts on, the protocol it expects and its routes."""
+
+    name: str
+    host: str
+    port: int
+    protocol: str
+    routes: tuple[Route, ...]
+    filters: tuple[FilterConfig, ...] = ()
+    sniff_timeout: float = 5.0
+    sniff_max_bytes: int = 4096
+    idle_timeout: float = 300.0
+    max_header_size: int = 65536
+    upstream_protocol: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PassiveHealth:
+    """Outlier ejection: ``consecutive_failures`` in a row eject for ``ejection_time`` s.
+
+    ``consecutive_failures`` of 0 turns ejection off.
+    """
+
+    consecutive_failures: int = 5
+    ejection_time: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One upstream address with its balancing weight and free-form labels."""
+
+    host: str
+    port: int
+    weight: int = 1
+    metadata: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+
+    def __hash__(self) -> int:
+        # Balancers and health trackers key dicts by endpoint; the generated
+        # hash would fail on the mapping. Equal endpoints share these fields.
+        return hash((self.host, self.port, self.weight))
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """A named group of endpoints and how to balance and pool connections to them."""
+
+    name: str
+    endpoints: tuple[Endpoint, ...]
+    lb: str = "round_robin"
+    hash_key: str | None = None
+    connect_timeout: float = 2.0
+    idle_timeout: float = 60.0
+    max_connections: int = 1024
+    max_requests_per_connection: int = 0
+    passive_health: PassiveHealth = PassiveHealth()
+    protocol: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Admin:
+    """Where the admin HTTP API listens."""
+
+    host: str = "127.0.0.1"
+    port: int = 9901
+
+
+@dataclass(frozen=True, slots=True)
+class Logging:
+    """Log level and whether each request writes an access-log line."""
+
+    level: str = "info"
+    access_log: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SampleUpstream:
+    """A server built into rpcmesh (``kind``: "http_hello") for demos and the default config."""
+
+    name: str
+    host: str
+    port: int
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """One complete, validated configuration snapshot."""
+
+    listeners: tuple[Listener, ...]
+    clusters: tuple[Cluster, ...]
+    admin: Admin | None
+    logging: Logging
+    samples: tuple[SampleUpstream, ...] = ()
+    source: str = "<string>"
+    # Built once here because routing looks clusters up by name per request.
+    _by_name: Mapping[str, Cluster] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_name = types.MappingProxyType({c.name: c for c in self.clusters})
+        object.__setattr__(self, "_by_name", by_name)
+
+    def cluster(self, name: str) -> Cluster:
+        """The cluster called ``name``; raises KeyError naming the clusters there are."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            known = ", ".join(sorted(self._by_name)) or "none"
+            raise KeyError(
+                f"no cluster named {name!r} in {self.source} (clusters: {known})"
+            ) from None

@@ -1,0 +1,120 @@
+"""From a decoded document (mappings, lists, scalars) to a validated :class:`Config`."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from mesh.config._clusters import parse_clusters
+from mesh.config._listeners import Context, parse_listeners
+from mesh.config._model import Admin, Cluster, Config, Listener, Logging, SampleUpstream
+from mesh.config._reading import (
+    Section,
+    Where,
+    address,
+    boolean,
+    check_unique,
+    choice,
+    read_list,
+    string,
+)
+from mesh.config._values import format_address
+
+__all__ = ["LOG_LEVELS", "SAMPLE_KINDS", "parse"]
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+SAMPLE_KINDS = ("http_hello",)
+_KEYS = ("listeners", "clusters", "admin", "logging", "samples")
+_WILDCARDS = ("0.0.0.0", "::")
+
+
+def parse(
+    data: Mapping[str, Any],
+    source: str,
+    *,
+    known_protocols: Collection[str] | None = None,
+    known_filters: Collection[str] | None = None,
+) -> Config:
+    """Validate ``data`` (as decoded from YAML or JSON) into a :class:`Config`.
+
+    ``source`` names the document in errors (usually its file name). When
+    ``known_protocols`` or ``known_filters`` are given, protocol and filter
+    names must be among them. Raises :class:`ConfigError` at the first problem.
+    """
+    root = Section(Where(source), data, _KEYS, required=("listeners",))
+    clusters: tuple[Cluster, ...] = ()
+    if root.has("clusters"):
+        clusters = parse_clusters(root.at("clusters"), root.data["clusters"], known_protocols)
+    context = Context({c.name: c for c in clusters}, known_protocols, known_filters)
+    config = Config(
+        listeners=parse_listeners(root.at("listeners"), root.data["listeners"], context),
+        clusters=clusters,
+        admin=_admin(root.at("admin"), root.data["admin"]) if root.has("admin") else Admin(),
+        logging=root.get("logging", _logging, Logging()),
+        samples=root.get("samples", _samples, ()),
+        source=source,
+    )
+    _check_ports(root, config)
+    return config
+
+
+def _admin(where: Where, value: Any) -> Admin | None:
+    if value is None:  # "admin: null" is how a config turns the admin API off.
+        return None
+    section = Section(where, value, ("address",))
+    return Admin(*section.require("address", address)) if section.has("address") else Admin()
+
+
+def _logging(where: Where, value: Any) -> Logging:
+    section = Section(where, value, ("level", "access_log"))
+    level = section.get("level", choice(LOG_LEVELS, "log level"), "info")
+    return Logging(level=level, access_log=section.get("access_log", boolean, True))
+
+
+def _samples(where: Where, value: Any) -> tuple[SampleUpstream, ...]:
+    items = read_list(where, value, "sample upstream", allow_empty=True)
+    samples = tuple(_sample(where.index(i), item) for i, item in enumerate(items))
+    check_unique(where, [sample.name for sample in samples], "sample upstream")
+    return samples
+
+
+def _sample(where: Where, value: Any) -> SampleUpstream:
+    keys = ("name", "address", "kind")
+    section = Section(where, value, keys, required=keys)
+    return SampleUpstream(
+        section.require("name", string),
+        *section.require("address", address),
+        kind=section.require("kind", choice(SAMPLE_KINDS, "sample kind")),
+    )
+
+
+def _check_ports(root: Section, config: Config) -> None:
+    """Refuse two sockets on one port: the second bind would fail at start-up, less clearly."""
+    taken: dict[int, list[tuple[str, str]]] = {}
+    for where, host, port, label in _bound_addresses(root, config):
+        for other_host, other_label in taken.get(port, []):
+            if host == other_host or host in _WILDCARDS or other_host in _WILDCARDS:
+                raise where.error(
+                    f"{format_address(host, port)} is also the address of {other_label}",
+                    "give each listener, the admin API and each sample upstream its own port.",
+                )
+        taken.setdefault(port, []).append((host, label))
+
+
+def _bound_addresses(root: Section, config: Config) -> list[tuple[Where, str, int, str]]:
+    """Every socket the config opens, with where it is written and how to name it."""
+    bound: list[tuple[Where, str, int, str]] = []
+    if config.admin is not None:
+        where = root.at("admin").key("address")
+        written = isinstance(root.data.get("admin"), Mapping) and "address" in root.data["admin"]
+        label = f"the admin API ({where.path if written else 'by default'})"
+        bound.append((where, config.admin.host, config.admin.port, label))
+    named: tuple[tuple[str, str, Sequence[Listener | SampleUpstream]], ...] = (
+        ("listener", "listeners", config.listeners),
+        ("sample upstream", "samples", config.samples),
+    )
+    for what, key, items in named:
+        for i, item in enumerate(items):
+            where = root.at(key).index(i).key("address")
+            bound.append((where, item.host, item.port, f"{what} {item.name!r} ({where.path})"))
+    return bound

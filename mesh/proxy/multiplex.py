@@ -1,0 +1,300 @@
+"""Downstream sessions for MULTIPLEX and PIPELINE codecs (Dubbo, Thrift, Redis, HTTP/2).
+
+Requests are read and forwarded without waiting for earlier replies; replies
+arrive from the shared upstream connections' reader tasks through
+:class:`_InFlight` sinks. No task per request: one reader (this session's
+loop), one writer and one timer task per downstream connection.
+
+PIPELINE codecs must answer in request order even when replies come from
+different upstreams (Redis sharding), so their replies wait in order here.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+import structlog
+import trio
+
+from mesh.cluster import UpstreamError
+from mesh.cluster.shared import SharedConnection, SharedPool
+from mesh.codec import (
+    CLOSED,
+    NEED_DATA,
+    PAUSED,
+    Codec,
+    Event,
+    Headers,
+    PoolMode,
+    RemoteProtocolError,
+    Role,
+    Status,
+)
+from mesh.net.connection import Connection, ConnectionBroken
+from mesh.proxy.routing import route_exchange
+from mesh.stream import Exchange
+
+if TYPE_CHECKING:
+    from mesh.proxy.listener import ListenerRuntime
+
+__all__ = ["MultiplexSession"]
+
+log = structlog.get_logger("mesh.proxy")
+
+_HIGH_WATER = 1024 * 1024
+
+
+class _InFlight:
+    """One exchange between request and last reply event; the upstream's sink."""
+
+    __slots__ = ("session", "exchange", "downstream_id", "shared", "uid", "done", "held")
+
+    def __init__(self, session: MultiplexSession, exchange: Exchange) -> None:
+        self.session = session
+        self.exchange = exchange
+        self.downstream_id = exchange.request.stream_id
+        self.shared: SharedConnection | None = None
+        self.uid = 0
+        self.done = False
+        self.held: list[Event] = []  # replies waiting for their turn (PIPELINE)
+
+    def on_event(self, event: Event) -> None:
+        event.stream_id = self.downstream_id
+        self.session._reply(self, event)
+
+    def on_failure(self, status: Status, reason: str) -> None:
+        self.session._fail(self, status, reason)
+
+
+class MultiplexSession:
+    def __init__(self, runtime: ListenerRuntime, conn: Connection, codec: Codec) -> None:
+        self.lr = runtime
+        self.conn = conn
+        self.codec = codec
+        self.cc = codec.connection(Role.SERVER, runtime.options)
+        self.ordered = codec.pool_mode is PoolMode.PIPELINE
+        self.active: dict[int, _InFlight] = {}
+        self.order: deque[_InFlight] = deque()
+        self._deadlines: list[tuple[float, int, _InFlight]] = []
+        self._seq = 0
+        self._wake_writer = trio.Event()
+        self._wake_timer = trio.Event()
+        self._drained = trio.Event()
+        self._idle = runtime.config.idle_timeout or math.inf
+
+    async def run(self, initial: bytes) -> None:
+        if initial:
+            self.cc.receive_data(initial)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._writer)
+                nursery.start_soon(self._timer)
+                try:
+                    await self._read_loop()
+                except RemoteProtocolError as exc:
+                    log.info("bad_request", listener=self.lr.name, peer=self.conn.peer,
+                             error=str(exc))
+                    if exc.reply:
+                        self.conn.write(exc.reply)
+                await self._drain()
+                nursery.cancel_scope.cancel()
+        except ConnectionBroken:
+            pass
+        finally:
+            self._abandon_all()
+            self.conn.close()
+
+    async def _read_loop(self) -> None:
+        cc, conn = self.cc, self.conn
+        while True:
+            event = cc.next_event()
+            if event is NEED_DATA:
+                if conn.pending_output > _HIGH_WATER:
+                    await self._drain()  # backpressure: the client is not reading
+                idle = self._idle if not self.active else math.inf
+                with trio.move_on_after(idle):
+                    cc.receive_data(await conn.recv())
+                    continue
+                return
+            if event is CLOSED or event is PAUSED:
+                return
+            if type(event) is Headers:
+                if cc.is_heartbeat(event):
+                    self._emit(None, cc.heartbeat_reply(event))
+                else:
+                    await self._start(event)
+                continue
+            inflight = self.active.get(event.stream_id)
+            if inflight is not None and inflight.shared is not None:
+                event.stream_id = inflight.uid
+                inflight.shared.write(event)
+
+    async def _drain(self) -> None:
+        """Wait until the writer has handed every queued byte to the kernel."""
+        while self.conn.pending_output and not self.conn.closed:
+            self._drained = trio.Event()
+            self._wake_writer.set()
+            await self._drained.wait()
+
+    async def _writer(self) -> None:
+        while True:
+            await self._wake_writer.wait()
+            self._wake_writer = trio.Event()
+            await self.conn.flush()
+            self._drained.set()
+
+    # -- exchanges -----------------------------------------------------------
+
+    async def _start(self, request: Headers) -> None:
+        lr = self.lr
+        lr.stats.requests += 1
+        exchange = Exchange(lr.name, self.conn.peer, request, self.codec.request_keys(request),
+                            time.monotonic())
+        inflight = _InFlight(self, exchange)
+        self.active[inflight.downstream_id] = inflight
+        if self.ordered:
+            self.order.append(inflight)
+        status = route_exchange(lr, exchange)
+        if status is None:
+            try:
+                await self._forward(inflight)
+                return
+            except UpstreamError as exc:
+                exchange.upstream_failure = exc.reason
+                status = exc.status
+        self._local_reply(inflight, status)
+
+    async def _forward(self, inflight: _InFlight) -> None:
+        exchange = inflight.exchange
+        cluster, route = exchange.cluster, exchange.route
+        assert cluster is not None and route is not None
+        pool = cluster.pool(self.lr.upstream_codec(self.codec, cluster), self.lr.options)
+        if not isinstance(pool, SharedPool):
+            raise UpstreamError(Status.INTERNAL, f"cluster {cluster.name!r} speaks a one-at-a-time "
+                                "protocol; bridging from a multiplexed one is not supported yet")
+        endpoint = cluster.pick(exchange.keys, exchange.source_ip, route.hash_key)
+        exchange.endpoint = endpoint
+        shared = await pool.acquire(endpoint)
+        endpoint.active_requests += 1
+        inflight.shared = shared
+        inflight.uid = shared.submit(exchange.request, inflight)
+        if route.timeout:
+            self._seq += 1
+            heapq.heappush(self._deadlines, (time.monotonic() + route.timeout, self._seq, inflight))
+            self._wake_timer.set()
+
+    def _reply(self, inflight: _InFlight, event: Event) -> None:
+        if inflight.done:
+            return
+        exchange = inflight.exchange
+        if type(event) is Headers and exchange.response is None:
+            exchange.response = event
+            for hook in self.lr.filters.response:
+                hook(exchange)
+        if event.end_stream:
+            self._finish(inflight)
+            if exchange.endpoint is not None:
+                exchange.endpoint.record_success()
+        self._emit(inflight, [event])
+
+    def _fail(self, inflight: _InFlight, status: Status, reason: str) -> None:
+        if inflight.done:
+            return
+        inflight.exchange.upstream_failure = reason
+        if inflight.exchange.endpoint is not None:
+            inflight.exchange.endpoint.record_failure()
+        if inflight.exchange.response is not None:
+            self._finish(inflight)
+            self.conn.abort()  # mid-reply: nothing native left to say
+            return
+        self._local_reply(inflight, status)
+
+    def _local_reply(self, inflight: _InFlight, status: Status) -> None:
+        exchange = inflight.exchange
+        exchange.local_status = status
+        message = f"{status.name}: {exchange.upstream_failure or status.name.lower()}"
+        events = self.cc.local_reply(exchange.request, status, message)
+        exchange.response = next((e for e in events if type(e) is Headers), None)
+        self._finish(inflight)
+        self._emit(inflight, events)
+
+    def _finish(self, inflight: _InFlight) -> None:
+        inflight.done = True
+        self.active.pop(inflight.downstream_id, None)
+        exchange = inflight.exchange
+        if inflight.shared is not None and exchange.endpoint is not None:
+            exchange.endpoint.active_requests -= 1
+        self.lr.finish(exchange)
+
+    def _emit(self, inflight: _InFlight | None, events: list[Event]) -> None:
+        if self.ordered and inflight is not None:
+            inflight.held.extend(events)
+            self._release_in_order()
+            return
+        self._write(events)
+
+    def _release_in_order(self) -> None:
+        order = self.order
+        while order:
+            head = order[0]
+            if head.held:
+                self._write(head.held)
+                head.held = []
+            if not head.done:
+                return
+            order.popleft()
+
+    def _write(self, events: list[Event]) -> None:
+        cc, conn = self.cc, self.conn
+        for event in events:
+            out = cc.send(event)
+            if type(out) is list:
+                conn.write_all(out)
+            else:
+                conn.write(out)  # type: ignore[arg-type]
+        self._wake_writer.set()
+
+    # -- timeouts ------------------------------------------------------------
+
+    async def _timer(self) -> None:
+        deadlines = self._deadlines
+        while True:
+            if not deadlines:
+                await self._wake_timer.wait()
+                self._wake_timer = trio.Event()
+                continue
+            when, _, inflight = deadlines[0]
+            now = time.monotonic()
+            if when > now:
+                with trio.move_on_after(when - now):
+                    await self._wake_timer.wait()
+                    self._wake_timer = trio.Event()
+                continue
+            heapq.heappop(deadlines)
+            self._expire(inflight)
+
+    def _expire(self, inflight: _InFlight) -> None:
+        if inflight.done or inflight.exchange.response is not None:
+            return
+        route = inflight.exchange.route
+        if inflight.shared is not None:
+            inflight.shared.abandon(inflight.uid)
+        timeout = route.timeout if route else 0
+        self._fail(inflight, Status.TIMEOUT, f"no response within {timeout:g}s")
+
+    def _abandon_all(self) -> None:
+        for inflight in list(self.active.values()):
+            if inflight.shared is not None:
+                inflight.shared.abandon(inflight.uid)
+            if not inflight.done:
+                inflight.done = True
+                exchange = inflight.exchange
+                exchange.upstream_failure = exchange.upstream_failure or "client went away"
+                if inflight.shared is not None and exchange.endpoint is not None:
+                    exchange.endpoint.active_requests -= 1
+                self.lr.finish(exchange)
+        self.active.clear()
