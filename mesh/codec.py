@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Union, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "AGAIN",
@@ -181,12 +181,12 @@ class Reset:
         return True
 
 
-Event = Union[Headers, Data, Trailers, Reset]
+Event = Headers | Data | Trailers | Reset
 #: What ``next_event`` returns: an event or one of the sentinels.
-NextEvent = Union[Headers, Data, Trailers, Reset, Any]
+NextEvent = Headers | Data | Trailers | Reset | Any
 #: What ``send`` returns: one bytes-like, or a list of them so that large
 #: bodies pass through without being copied into one buffer.
-Buffers = Union[bytes, bytearray, memoryview, list[Union[bytes, bytearray, memoryview]]]
+Buffers = bytes | bytearray | memoryview | list[bytes | bytearray | memoryview]
 
 
 class ProtocolError(Exception):
@@ -243,7 +243,7 @@ class RequestKeys:
         cache = self._cache
         if key in cache:
             return cache[key]
-        value = getattr(self, "_compute_" + key)()
+        value: str | None = getattr(self, "_compute_" + key)()
         cache[key] = value
         return value
 

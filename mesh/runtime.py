@@ -78,8 +78,8 @@ class ProxyRuntime:
                             upstream.handle, f"sample:{sample.name}"))
         admin = self.config.admin
         if admin is not None:
-            api = AdminApi(self.registry.codec("http1"), lambda: self.config, self.stats, lambda: self.clusters,
-                           lambda: self.ready)
+            api = AdminApi(self.registry.codec("http1"), lambda: self.config, self.stats,
+                           lambda: self.clusters, lambda: self.ready)
             servers.append((self._bind("admin", admin.host, admin.port), api.handle, "admin"))
         try:
             async with trio.open_nursery() as nursery:

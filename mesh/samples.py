@@ -24,7 +24,7 @@ class HelloUpstream:
         await serve_http(conn, self._codec, self.respond)
 
     def respond(self, request: Headers) -> tuple[int, str, bytes]:
-        head = {name: value.decode("latin-1") for name, value in request.fields}
+        head = {name.decode("latin-1"): value.decode("latin-1") for name, value in request.fields}
         body = (f"hello from rpcmesh sample upstream '{self.name}': "
                 f"{head.get(':method', '?')} {head.get(':path', '?')}"
                 f" via {head.get('x-forwarded-for', 'direct')}\n")

@@ -10,12 +10,12 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from mesh.admin.responder import serve_http
 from mesh.cluster import UpstreamCluster
 from mesh.codec import Codec, Headers
 from mesh.config import Config, dump
 from mesh.net.connection import Connection
 from mesh.stats import StatsRegistry
-from mesh.admin.responder import serve_http
 
 __all__ = ["AdminApi"]
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import trio
 
 from mesh.cluster.balancer import make_balancer
 from mesh.cluster.endpoint import UpstreamEndpoint
-import trio
-
 from mesh.cluster.pool import PingPongPool, UpstreamError
 from mesh.cluster.shared import SharedPool
 from mesh.codec import Codec, ConnectionOptions, PoolMode, RequestKeys, Status

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import structlog
 import trio
 
-from mesh.cluster import UpstreamConnection, UpstreamError
+from mesh.cluster import PingPongPool, UpstreamConnection, UpstreamError
 from mesh.codec import (
     CLOSED,
     NEED_DATA,
@@ -35,7 +35,7 @@ from mesh.codec import (
 )
 from mesh.net.connection import Connection, ConnectionBroken
 from mesh.proxy.routing import route_exchange
-from mesh.stream import Exchange, status_class
+from mesh.stream import Exchange
 
 if TYPE_CHECKING:
     from mesh.proxy.listener import ListenerRuntime
@@ -173,6 +173,9 @@ class DownstreamSession:
         endpoint = cluster.pick(exchange.keys, exchange.source_ip, route.hash_key)
         exchange.endpoint = endpoint
         pool = cluster.pool(self.lr.upstream_codec(self.codec, cluster), self.lr.options)
+        if not isinstance(pool, PingPongPool):
+            raise UpstreamError(Status.INTERNAL, f"cluster {cluster.name!r} speaks a multiplexed "
+                                "protocol; bridging from a one-at-a-time one is not supported yet")
         endpoint.active_requests += 1
         try:
             upstream = await pool.acquire(endpoint)
@@ -291,7 +294,7 @@ class DownstreamSession:
                 continue
             if event is CLOSED or event is PAUSED:
                 raise _UpstreamClosed("upstream closed the connection", got_response)
-            return event  # type: ignore[no-any-return]
+            return event  # type: ignore[no-any-return,unused-ignore]
 
 
 def _write(conn: Connection, out: object) -> None:

@@ -50,10 +50,7 @@ class CompiledRoute:
         for key, matcher in self._checks:
             if not matcher.matches(getattr(keys, key)):
                 return False
-        for header in self._headers:
-            if header.match.matches(keys.get(header.name)) == header.invert:
-                return False
-        return True
+        return all(h.match.matches(keys.get(h.name)) != h.invert for h in self._headers)
 
     def pick_cluster(self) -> str:
         """The destination cluster; weighted clusters split by weight."""

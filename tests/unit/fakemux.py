@@ -10,8 +10,21 @@ from collections import deque
 from typing import Any
 
 from mesh.codec import (
-    AGAIN, CLOSED, FAIL, MATCH, NEED_DATA, Buffers, ConnectionOptions, Event, Headers,
-    MatchResult, PoolMode, RemoteProtocolError, RequestKeys, Role, Status,
+    AGAIN,
+    CLOSED,
+    FAIL,
+    MATCH,
+    NEED_DATA,
+    Buffers,
+    ConnectionOptions,
+    Event,
+    Headers,
+    MatchResult,
+    PoolMode,
+    RemoteProtocolError,
+    RequestKeys,
+    Role,
+    Status,
 )
 from tests.unit.fakeline import CODES
 
