@@ -662,12 +662,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1 or args.duration <= 0 or bound > 3 * 3600:
         ap.error("rounds >= 1, duration > 0, and the whole run under 3 hours")
 
-    # SIGTERM/SIGHUP behave like Ctrl-C: unwind through the finally below.
+    # SIGINT/SIGTERM/SIGHUP all unwind through the finally below, which stops every process
+    # this script started. SIGINT is set explicitly: a shell starting us in the background
+    # without job control would have left it ignored.
     def interrupted(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
+        raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGHUP, interrupted)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupted)
 
     workdir = Path(tempfile.mkdtemp(prefix="rpcmesh-bench-http1-"))
     procs = Processes(workdir)
