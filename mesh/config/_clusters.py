@@ -34,6 +34,7 @@ _OPTIONS: Mapping[str, Reader[Any]] = {
     "idle_timeout": duration(),
     "max_connections": integer(1),
     "max_requests_per_connection": integer(0),
+    "max_concurrent_streams": integer(1),
 }
 _HEALTH_OPTIONS: Mapping[str, Reader[Any]] = {
     "consecutive_failures": integer(0),
@@ -42,14 +43,10 @@ _HEALTH_OPTIONS: Mapping[str, Reader[Any]] = {
 _KEYS = ("name", "endpoints", "lb", "hash_key", "passive_health", "protocol", *_OPTIONS)
 
 
-def parse_clusters(
-    where: Where, value: Any, known_protocols: Collection[str] | None
-) -> tuple[Cluster, ...]:
+def parse_clusters(where: Where, value: Any, known_protocols: Collection[str] | None) -> tuple[Cluster, ...]:
     """Every cluster of the list at ``where``; names must be unique."""
     items = read_list(where, value, "cluster")
-    clusters = tuple(
-        _cluster(where.index(i), item, known_protocols) for i, item in enumerate(items)
-    )
+    clusters = tuple(_cluster(where.index(i), item, known_protocols) for i, item in enumerate(items))
     check_unique(where, [cluster.name for cluster in clusters], "cluster")
     return clusters
 
@@ -59,9 +56,6 @@ def _cluster(where: Where, value: Any, known_protocols: Collection[str] | None) 
     lb = section.get("lb", choice(LB_POLICIES, "load balancer"), "round_robin")
     key = section.optional("hash_key", hash_key)
     _check_hash_key(section, lb, key)
-    options = {
-        name: section.require(name, read) for name, read in _OPTIONS.items() if section.has(name)
-    }
     return Cluster(
         name=section.require("name", string),
         endpoints=_endpoints(section.at("endpoints"), section.data["endpoints"]),
@@ -69,7 +63,7 @@ def _cluster(where: Where, value: Any, known_protocols: Collection[str] | None) 
         hash_key=key,
         passive_health=section.get("passive_health", _passive_health, PassiveHealth()),
         protocol=section.optional("protocol", plugin_name(known_protocols, "protocol")),
-        **options,
+        **section.options(_OPTIONS),
     )
 
 
@@ -115,9 +109,7 @@ def _endpoint(where: Where, value: Any) -> Endpoint:
 
 def _metadata(where: Where, value: Any) -> Mapping[str, str]:
     if not isinstance(value, Mapping):
-        raise type_error(
-            where, value, "a mapping of labels", "write labels as key: value, e.g. zone: a."
-        )
+        raise type_error(where, value, "a mapping of labels", "write labels as key: value, e.g. zone: a.")
     labels: dict[str, str] = {}
     for key, label in value.items():
         if not isinstance(key, str):
@@ -128,9 +120,4 @@ def _metadata(where: Where, value: Any) -> Mapping[str, str]:
 
 def _passive_health(where: Where, value: Any) -> PassiveHealth:
     section = Section(where, value, tuple(_HEALTH_OPTIONS))
-    options = {
-        name: section.require(name, read)
-        for name, read in _HEALTH_OPTIONS.items()
-        if section.has(name)
-    }
-    return PassiveHealth(**options)
+    return PassiveHealth(**section.options(_HEALTH_OPTIONS))

@@ -30,9 +30,7 @@ _REQUEST_KEYS = ("host", "path", "method", "service", "version", "group")
 def dump(config: Config) -> dict[str, Any]:
     """``config`` as JSON-serialisable data in the shape of a config file."""
     admin = (
-        None
-        if config.admin is None
-        else {"address": format_address(config.admin.host, config.admin.port)}
+        None if config.admin is None else {"address": format_address(config.admin.host, config.admin.port)}
     )
     return {
         "listeners": [_listener(listener) for listener in config.listeners],
@@ -66,9 +64,7 @@ def _route(route: Route) -> dict[str, Any]:
     if len(route.clusters) == 1 and route.clusters[0].weight == 1:
         data["cluster"] = route.clusters[0].cluster
     else:
-        data["weighted_clusters"] = [
-            {"cluster": c.cluster, "weight": c.weight} for c in route.clusters
-        ]
+        data["weighted_clusters"] = [{"cluster": c.cluster, "weight": c.weight} for c in route.clusters]
     data.update(timeout=route.timeout, hash_key=route.hash_key)
     return data
 
@@ -109,6 +105,7 @@ def _cluster(cluster: Cluster) -> dict[str, Any]:
         "idle_timeout": cluster.idle_timeout,
         "max_connections": cluster.max_connections,
         "max_requests_per_connection": cluster.max_requests_per_connection,
+        "max_concurrent_streams": cluster.max_concurrent_streams,
         "passive_health": {
             "consecutive_failures": health.consecutive_failures,
             "ejection_time": health.ejection_time,

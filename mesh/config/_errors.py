@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["ConfigError", "did_you_mean"]
+__all__ = ["ConfigError", "did_you_mean", "one_of"]
 
 
 class ConfigError(ValueError):
@@ -47,3 +47,10 @@ def did_you_mean(word: str, choices: Iterable[str], otherwise: str | None = None
     if otherwise is not None:
         return otherwise
     return f"use one of: {', '.join(options)}."
+
+
+def one_of(word: str, choices: Iterable[str]) -> str:
+    """A fix for a value outside a short list: the closest choice if any, and all of them."""
+    options = ", ".join(sorted(choices))
+    hint = did_you_mean(word, choices, "")
+    return f"{hint} The choices are: {options}." if hint else f"use one of: {options}."

@@ -77,15 +77,10 @@ def parse_listeners(where: Where, value: Any, context: Context) -> tuple[Listene
 def _listener(where: Where, value: Any, context: Context) -> Listener:
     section = Section(where, value, _KEYS, required=("name", "address"))
     name = section.require("name", string)
-    protocol = section.get(
-        "protocol", plugin_name(context.known_protocols, "protocol", ("auto",)), "auto"
-    )
+    protocol = section.get("protocol", plugin_name(context.known_protocols, "protocol", ("auto",)), "auto")
     routes = _routes(section, name, context)
     if protocol == "tcp":
         _check_tcp(section, routes)
-    options = {
-        key: section.require(key, read) for key, read in _OPTIONS.items() if section.has(key)
-    }
     return Listener(
         name,
         *section.require("address", address),
@@ -95,7 +90,7 @@ def _listener(where: Where, value: Any, context: Context) -> Listener:
         upstream_protocol=section.optional(
             "upstream_protocol", plugin_name(context.known_protocols, "protocol")
         ),
-        **options,
+        **section.options(_OPTIONS),
     )
 
 
@@ -105,9 +100,7 @@ def _routes(section: Section, listener: str, context: Context) -> tuple[Route, .
         return (Route(f"{listener}/0", RouteMatch(), (WeightedCluster(cluster, 1),)),)
     where = section.at("routes")
     items = read_list(where, section.data["routes"], "route")
-    routes = tuple(
-        _route(where.index(i), item, f"{listener}/{i}", context) for i, item in enumerate(items)
-    )
+    routes = tuple(_route(where.index(i), item, f"{listener}/{i}", context) for i, item in enumerate(items))
     check_unique(where, [route.name for route in routes], "route")
     return routes
 
@@ -118,22 +111,19 @@ def _route(where: Where, value: Any, default_name: str, context: Context) -> Rou
     if section.exactly_one(("cluster", "weighted_clusters")) == "cluster":
         clusters = (WeightedCluster(section.require("cluster", context.cluster_ref), 1),)
     else:
-        clusters = _weighted(
-            section.at("weighted_clusters"), section.data["weighted_clusters"], context
-        )
+        clusters = _weighted(section.at("weighted_clusters"), section.data["weighted_clusters"], context)
     key = section.optional("hash_key", hash_key)
     if key is not None and all(context.clusters[c.cluster].lb != "ring_hash" for c in clusters):
         raise section.at("hash_key").error(
             "hash_key only applies when a route's cluster uses lb 'ring_hash', and none does here",
             "remove hash_key, or set lb: ring_hash on the cluster.",
         )
-    options = {"timeout": section.require("timeout", duration())} if section.has("timeout") else {}
     return Route(
         name=section.get("name", string, default_name),
         match=section.optional("match", parse_route_match) or RouteMatch(),
         clusters=clusters,
         hash_key=key,
-        **options,
+        **section.options({"timeout": duration()}),
     )
 
 
@@ -141,9 +131,7 @@ def _weighted(where: Where, value: Any, context: Context) -> tuple[WeightedClust
     items = read_list(where, value, "weighted cluster")
     shares: list[WeightedCluster] = []
     for i, item in enumerate(items):
-        section = Section(
-            where.index(i), item, ("cluster", "weight"), required=("cluster", "weight")
-        )
+        section = Section(where.index(i), item, ("cluster", "weight"), required=("cluster", "weight"))
         share = WeightedCluster(
             section.require("cluster", context.cluster_ref),
             section.require("weight", integer(0, 1_000_000)),
@@ -166,9 +154,7 @@ def _check_tcp(section: Section, routes: tuple[Route, ...]) -> None:
     where = section.at("routes")
     fix = "give the listener one route to one cluster, or write 'cluster: NAME' on the listener."
     if len(routes) != 1:
-        raise where.error(
-            f"a tcp listener takes exactly one route, and this one has {len(routes)}", fix
-        )
+        raise where.error(f"a tcp listener takes exactly one route, and this one has {len(routes)}", fix)
     if len(routes[0].clusters) != 1:
         raise (
             where.index(0)

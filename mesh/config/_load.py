@@ -188,8 +188,7 @@ def _check_mapping_keys(node: Any, source: str) -> None:
             raise ConfigError(
                 source,
                 f"line {mark.line + 1}, column {mark.column + 1}",
-                f"key {key.value!r} appears twice in one mapping"
-                f" (first on line {first_line[identity]})",
+                f"key {key.value!r} appears twice in one mapping (first on line {first_line[identity]})",
                 _DUPLICATE_FIX,
             )
         first_line[identity] = mark.line + 1

@@ -58,7 +58,7 @@ def _regex(where: Where, value: Any) -> re.Pattern[str]:
     except re.error as exc:
         raise where.error(
             f"invalid regex {pattern!r}: {exc}",
-            "fix the pattern (Python 're' syntax; it must match the whole value).",
+            "correct the pattern (Python 're' syntax; it must match the whole value).",
         ) from None
 
 

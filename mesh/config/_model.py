@@ -176,6 +176,9 @@ class Cluster:
     max_requests_per_connection: int = 0
     passive_health: PassiveHealth = PassiveHealth()
     protocol: str | None = None
+    # Multiplexed and pipelined protocols (HTTP/2, Dubbo, Redis): requests in
+    # flight on one upstream connection before the pool opens another.
+    max_concurrent_streams: int = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +230,4 @@ class Config:
             return self._by_name[name]
         except KeyError:
             known = ", ".join(sorted(self._by_name)) or "none"
-            raise KeyError(
-                f"no cluster named {name!r} in {self.source} (clusters: {known})"
-            ) from None
+            raise KeyError(f"no cluster named {name!r} in {self.source} (clusters: {known})") from None

@@ -66,9 +66,8 @@ def _admin(where: Where, value: Any) -> Admin | None:
 
 
 def _logging(where: Where, value: Any) -> Logging:
-    section = Section(where, value, ("level", "access_log"))
-    level = section.get("level", choice(LOG_LEVELS, "log level"), "info")
-    return Logging(level=level, access_log=section.get("access_log", boolean, True))
+    readers = {"level": choice(LOG_LEVELS, "log level"), "access_log": boolean}
+    return Logging(**Section(where, value, tuple(readers)).options(readers))
 
 
 def _samples(where: Where, value: Any) -> tuple[SampleUpstream, ...]:
@@ -107,7 +106,7 @@ def _bound_addresses(root: Section, config: Config) -> list[tuple[Where, str, in
     if config.admin is not None:
         where = root.at("admin").key("address")
         written = isinstance(root.data.get("admin"), Mapping) and "address" in root.data["admin"]
-        label = f"the admin API ({where.path if written else 'by default'})"
+        label = f"the admin API ({where.path if written else 'its default address'})"
         bound.append((where, config.admin.host, config.admin.port, label))
     named: tuple[tuple[str, str, Sequence[Listener | SampleUpstream]], ...] = (
         ("listener", "listeners", config.listeners),

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from mesh.config._errors import ConfigError, did_you_mean
+from mesh.config._errors import ConfigError, did_you_mean, one_of
 from mesh.config._values import (
     InvalidValue,
     describe,
@@ -118,18 +118,25 @@ class Section:
         value = self.data.get(key)
         return None if value is None else read(self.at(key), value)
 
+    def options(self, readers: Mapping[str, Reader[Any]]) -> dict[str, Any]:
+        """Keyword arguments for the keys of ``readers`` present here.
+
+        Absent keys are left out so that the model's own defaults apply; the
+        defaults are written once, in _model.py.
+        """
+        return {key: read(self.at(key), self.data[key]) for key, read in readers.items() if key in self.data}
+
     def exactly_one(self, keys: Sequence[str]) -> str:
         """The one of ``keys`` that is present; an error if none or several are."""
         present = [key for key in keys if key in self.data]
         if len(present) == 1:
             return present[0]
-        names = " or ".join(repr(key) for key in keys)
+        quoted = [repr(key) for key in keys]
+        names = f"{', '.join(quoted[:-1])} or {quoted[-1]}"
         if not present:
             raise self.where.error(f"needs one of {names}", f"add one of {names}.")
         found = " and ".join(repr(key) for key in present)
-        raise self.where.error(
-            f"has both {found}; they exclude each other", f"keep only one of {names}."
-        )
+        raise self.where.error(f"has {found}, which exclude each other", f"keep only one of {names}.")
 
 
 def string(where: Where, value: Any) -> str:
@@ -140,9 +147,7 @@ def string(where: Where, value: Any) -> str:
             fix = f"quote it: '{value}'."
         raise type_error(where, value, "a string", fix)
     if not value:
-        raise where.error(
-            "is an empty string", "write a value, or remove the key if it is optional."
-        )
+        raise where.error("is an empty string", "write a value, or remove the key if it is optional.")
     return value
 
 
@@ -196,7 +201,7 @@ def choice(choices: Collection[str], what: str) -> Reader[str]:
     def read(where: Where, value: Any) -> str:
         text = string(where, value)
         if text not in choices:
-            raise where.error(f"unknown {what} {text!r}", did_you_mean(text, choices))
+            raise where.error(f"unknown {what} {text!r}", one_of(text, choices))
         return text
 
     return read
@@ -205,10 +210,12 @@ def choice(choices: Collection[str], what: str) -> Reader[str]:
 def read_list(where: Where, value: Any, item: str, *, allow_empty: bool = False) -> Sequence[Any]:
     """A list (non-empty unless ``allow_empty``); ``item`` names one entry, for the messages."""
     if not isinstance(value, list | tuple):
+        plural = item + ("es" if item.endswith(("s", "sh", "ch", "x")) else "s")
         fix = f"write one {item} per line, each after '- '."
-        raise type_error(where, value, f"a list of {item}s", fix)
+        raise type_error(where, value, f"a list of {plural}", fix)
     if not value and not allow_empty:
-        raise where.error(f"the list is empty; it needs at least one {item}", f"add a {item}.")
+        article = "an" if item[0] in "aeiou" else "a"
+        raise where.error(f"the list is empty; it needs at least one {item}", f"add {article} {item}.")
     return value
 
 

@@ -12,7 +12,7 @@ import ipaddress
 import math
 import re
 
-from mesh.config._errors import did_you_mean
+from mesh.config._errors import one_of
 
 __all__ = [
     "HASH_KEYS",
@@ -27,10 +27,9 @@ __all__ = [
 # Go/Envoy-style units, compound forms allowed ("1m30s"). "ms" and "us" come
 # before "m" and "s" in the alternation so that "250ms" is not read as 250 m + "s".
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?|\.\d+)(ms|us|h|m|s)")
+_PLAIN_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 0.000001}
-_DURATION_FIX = (
-    "write a number of seconds (15, 0.25) or a string with units: '15s', '250ms', '1m30s'."
-)
+_DURATION_FIX = "write a number of seconds (15, 0.25) or a string with units: '15s', '250ms', '1m30s'."
 
 _HOSTNAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?")
 
@@ -52,9 +51,8 @@ class InvalidValue(ValueError):
 def parse_duration(value: object) -> float:
     """Seconds in ``value``: a non-negative number, or a string such as "250ms" or "1m30s".
 
-    Units are h, m, s, ms and us. A bare numeric string is refused, since "15"
-    in a file more often hides a forgotten unit than means seconds.
-    Raises :class:`InvalidValue`.
+    Units are h, m, s, ms and us, and may be combined; a string without a unit
+    ("15") is seconds, like a number. Raises :class:`InvalidValue`.
     """
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise InvalidValue(f"expected a duration, got {describe(value)}", _DURATION_FIX)
@@ -65,6 +63,10 @@ def parse_duration(value: object) -> float:
 
 
 def _duration_from_text(text: str) -> float:
+    if _PLAIN_NUMBER.fullmatch(text):
+        # Seconds, as a number would be: command-line flags and env-substituted
+        # YAML arrive as strings, and "15" meaning 15 s surprises nobody.
+        return float(text)
     parts = _DURATION_PART.findall(text)
     if not parts or "".join(number + unit for number, unit in parts) != text:
         raise InvalidValue(f"{text!r} is not a duration", _DURATION_FIX)
@@ -142,7 +144,7 @@ def parse_hash_key(value: str) -> str:
                 "write 'header:<name>', e.g. 'header:x-user'.",
             )
         return f"header:{name.strip().lower()}"
-    raise InvalidValue(f"unknown hash key {value!r}", did_you_mean(value, HASH_KEYS))
+    raise InvalidValue(f"unknown hash key {value!r}", one_of(value, HASH_KEYS))
 
 
 def describe(value: object) -> str:
