@@ -1,7 +1,7 @@
 """Pins the public plugin API: removing or renaming an export breaks plugins."""
 
 import mesh.codec
-from mesh.codec import CodecConnection, Codec, HeaderKeys, Headers
+from mesh.codec import Codec, CodecConnection, HeaderKeys, Headers
 
 EXPECTED = {
     "AGAIN", "CLOSED", "FAIL", "MATCH", "NEED_DATA", "PAUSED", "Buffers", "Codec",
@@ -44,8 +44,8 @@ def test_header_keys_are_lazy_and_cached() -> None:
 
 
 def test_fake_codec_satisfies_protocols() -> None:
-    from tests.unit.fakeline import codec
     from mesh.codec import ConnectionOptions, Role
+    from tests.unit.fakeline import codec
 
     assert isinstance(codec, Codec)
     assert isinstance(codec.connection(Role.SERVER, ConnectionOptions()), CodecConnection)
