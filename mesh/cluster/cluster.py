@@ -67,7 +67,7 @@ class UpstreamCluster:
         if self.nursery is None:
             raise RuntimeError("cluster used before the runtime gave it a nursery")
         return SharedPool(codec, options, self.nursery, c.connect_timeout, c.max_connections,
-                          getattr(c, "max_concurrent_streams", 1024))
+                          c.max_concurrent_streams)
 
     async def connect(self, endpoint: UpstreamEndpoint) -> Connection:
         """A new unpooled connection (L4 pass-through); raises UpstreamError."""
