@@ -1,4 +1,4 @@
-"""The ``mesh`` command: run, proxy, validate, plugins."""
+"""The ``mesh`` command: run, proxy, validate, plugins, conformance."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import trio
 
 from mesh import __version__
 from mesh.config import Config, ConfigError, default_config, load, parse
+from mesh.conformance import cli as conformance_cli
 from mesh.log import configure_logging
 from mesh.registry import PluginError, Registry, load_registry
 
@@ -37,6 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check a config file and exit")
     validate.add_argument("config")
     sub.add_parser("plugins", help="list installed codecs and filters")
+    conformance_cli.add_parser(sub)
     return parser
 
 
@@ -99,6 +101,8 @@ def _plugins(registry: Registry) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        if args.command == "conformance":
+            return conformance_cli.run(args)
         registry = load_registry()
         known = set(registry.codecs) | {"auto", "tcp"}
         if args.command == "plugins":

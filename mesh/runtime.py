@@ -14,6 +14,7 @@ from mesh.admin.server import AdminApi
 from mesh.cluster import UpstreamCluster
 from mesh.config import Config, Listener
 from mesh.net.listener import bind, serve
+from mesh.net.reaper import DeadlineReaper
 from mesh.proxy.filters import FilterChain, compile_chain
 from mesh.proxy.listener import ListenerRuntime
 from mesh.registry import Registry
@@ -38,10 +39,11 @@ class ProxyRuntime:
         self.registry = registry
         self.stats = StatsRegistry()
         self.clusters = {c.name: UpstreamCluster(c) for c in config.clusters}
+        self.reaper = DeadlineReaper()
         codecs = {name: registry.codec(name) for name in registry.codecs}
         self.listeners = [
             ListenerRuntime(lc, codecs, self.clusters, self._chain(lc), self.stats,
-                            config.logging.access_log)
+                            config.logging.access_log, self.reaper)
             for lc in config.listeners
         ]
         self.ready = False
@@ -88,6 +90,7 @@ class ProxyRuntime:
                 for sock, handler, name in servers:
                     nursery.start_soon(serve, sock, handler, name)
                 nursery.start_soon(self._stop_on_signal, nursery.cancel_scope)
+                nursery.start_soon(self.reaper.run)
                 self.ready = True
                 log.info("started", source=self.config.source,
                          listeners=[f"{lr.name}={lr.config.host}:{lr.config.port}/"

@@ -59,7 +59,10 @@ class Connection:
             try:
                 return sock.recv(size)
             except BlockingIOError:
-                await _wait_readable(sock)
+                try:
+                    await _wait_readable(sock)
+                except trio.ClosedResourceError:
+                    raise ConnectionBroken("closed while waiting to read") from None
             except OSError as exc:
                 raise ConnectionBroken(_describe(exc)) from exc
 
@@ -81,7 +84,10 @@ class Connection:
             try:
                 sent = _send(sock, out)
             except BlockingIOError:
-                await _wait_writable(sock)
+                try:
+                    await _wait_writable(sock)
+                except trio.ClosedResourceError:
+                    raise ConnectionBroken("closed while waiting to write") from None
                 continue
             except OSError as exc:
                 raise ConnectionBroken(_describe(exc)) from exc

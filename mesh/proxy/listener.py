@@ -11,6 +11,7 @@ from mesh.cluster import UpstreamCluster, UpstreamError
 from mesh.codec import Codec, ConnectionOptions, PoolMode
 from mesh.config import Listener
 from mesh.net.connection import Connection, ConnectionBroken
+from mesh.net.reaper import DeadlineReaper
 from mesh.net.relay import relay
 from mesh.proxy.filters import FilterChain
 from mesh.proxy.multiplex import MultiplexSession
@@ -31,7 +32,7 @@ class ListenerRuntime:
 
     def __init__(self, config: Listener, codecs: Mapping[str, Codec],
                  clusters: Mapping[str, UpstreamCluster], filters: FilterChain,
-                 stats: StatsRegistry, access_log_enabled: bool) -> None:
+                 stats: StatsRegistry, access_log_enabled: bool, reaper: DeadlineReaper) -> None:
         self.config = config
         self.name = config.name
         self.codecs = codecs
@@ -47,6 +48,7 @@ class ListenerRuntime:
         self.route_stats = {r.name: stats.scope("route", r.name) for r in self.routes.routes}
         self.cluster_stats = {name: stats.scope("cluster", name) for name in clusters}
         self.access_log = access_log_enabled
+        self.reaper = reaper
 
     def upstream_codec(self, downstream: Codec, cluster: UpstreamCluster) -> Codec:
         name = cluster.config.protocol or self.config.upstream_protocol

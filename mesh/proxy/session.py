@@ -11,7 +11,6 @@ local reply; only what it cannot (a reset mid-body) closes the connection.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import TYPE_CHECKING
 
@@ -63,7 +62,8 @@ class _UpstreamClosed(Exception):
 class DownstreamSession:
     """Serves one downstream connection with one codec."""
 
-    __slots__ = ("lr", "conn", "codec", "cc", "_close_after", "_idle")
+    __slots__ = ("lr", "conn", "codec", "cc", "_close_after", "_idle", "deadline",
+                 "_upstream_wait", "timed_out")
 
     def __init__(self, runtime: ListenerRuntime, conn: Connection, codec: Codec) -> None:
         self.lr = runtime
@@ -71,11 +71,19 @@ class DownstreamSession:
         self.codec = codec
         self.cc: CodecConnection = codec.connection(Role.SERVER, runtime.options)
         self._close_after = False
-        self._idle = runtime.config.idle_timeout or math.inf
+        self._idle = runtime.config.idle_timeout
+        #: when the current wait gives up (see mesh.net.reaper); 0 for never
+        self.deadline = 0.0
+        #: the upstream connection being waited on, if the wait is upstream
+        self._upstream_wait: Connection | None = None
+        #: None while a response head is awaited, True once that wait expired
+        self.timed_out: bool | None = False
 
     async def run(self, initial: bytes) -> None:
         if initial:
             self.cc.receive_data(initial)
+        reaper = self.lr.reaper
+        reaper.add(self)
         try:
             await self._serve()
         except RemoteProtocolError as exc:
@@ -83,20 +91,38 @@ class DownstreamSession:
         except (ClientGone, ConnectionBroken):
             pass
         finally:
+            reaper.discard(self)
             self.conn.close()
+
+    def expire(self) -> None:
+        """Called by the reaper when ``deadline`` passes: close what we wait on.
+
+        Waiting for a response head, only the upstream is closed, and the
+        exchange is answered with a TIMEOUT local reply. Any other wait is
+        an idle timeout: mid-body the exchange is dead, so both sides close;
+        between requests the client is closed quietly, as Envoy does.
+        """
+        upstream = self._upstream_wait
+        if upstream is not None:
+            upstream.close()
+            if self.timed_out is None:  # waiting for the response head
+                self.timed_out = True
+                return
+        self.conn.close()
+
+    def _idle_deadline(self) -> None:
+        self.deadline = _MONOTONIC() + self._idle if self._idle else 0.0
 
     async def _serve(self) -> None:
         cc, conn = self.cc, self.conn
         while True:
             event = cc.next_event()
             if event is NEED_DATA:
+                self._idle_deadline()
                 if conn.pending_output:
                     await conn.flush()
-                with trio.move_on_after(self._idle):
-                    data = await conn.recv()
-                    cc.receive_data(data)
-                    continue
-                return  # idle timeout: close quietly, as Envoy's idle_timeout does
+                cc.receive_data(await conn.recv())
+                continue
             if event is CLOSED:
                 await conn.flush()
                 return
@@ -222,6 +248,14 @@ class DownstreamSession:
     async def _request_body(self, request: Headers, uc: CodecConnection,
                             uconn: Connection) -> None:
         """Stream the request body upstream, one read at a time (backpressure)."""
+        self._upstream_wait = uconn  # an idle client mid-body ends both sides
+        try:
+            await self._pump_request_body(request, uc, uconn)
+        finally:
+            self._upstream_wait = None
+
+    async def _pump_request_body(self, request: Headers, uc: CodecConnection,
+                                 uconn: Connection) -> None:
         if request.extensions.get("expect_continue"):
             self._write_events([Headers(request.stream_id, [(b":status", b"100")], False,
                                         {"informational": True})])
@@ -230,13 +264,12 @@ class DownstreamSession:
         while True:
             event = cc.next_event()
             if event is NEED_DATA:
-                with trio.move_on_after(self._idle):
-                    data = await self.conn.recv()
-                    if not data:
-                        raise ClientGone("client closed mid-request")
-                    cc.receive_data(data)
-                    continue
-                raise ClientGone("client idle mid-request")
+                self._idle_deadline()
+                data = await self.conn.recv()
+                if not data:
+                    raise ClientGone("client closed mid-request")
+                cc.receive_data(data)
+                continue
             if type(event) is Data or type(event) is Trailers:
                 _write(uconn, uc.send(event))
                 await uconn.flush()
@@ -249,7 +282,10 @@ class DownstreamSession:
         """Wait (under the route timeout) for the final response head."""
         route = exchange.route
         assert route is not None
-        with trio.move_on_after(route.timeout or math.inf):
+        self.deadline = _MONOTONIC() + route.timeout if route.timeout else 0.0
+        self._upstream_wait = upstream.conn
+        self.timed_out = None
+        try:
             while True:
                 event = await self._upstream_event(upstream.codec, upstream.conn, False)
                 if type(event) is not Headers:
@@ -261,22 +297,32 @@ class DownstreamSession:
                     hook(exchange)
                 self._write_events([event])
                 return event
-        exchange.endpoint.record_failure()  # type: ignore[union-attr]
-        upstream.conn.close()
-        raise UpstreamError(Status.TIMEOUT, f"no response within {route.timeout:g}s")
+        except _UpstreamClosed:
+            if not self.timed_out:
+                raise
+            exchange.endpoint.record_failure()  # type: ignore[union-attr]
+            raise UpstreamError(Status.TIMEOUT, f"no response within {route.timeout:g}s") from None
+        finally:
+            self._upstream_wait = None
+            self.timed_out = False
 
     async def _response_body(self, response: Headers, uc: CodecConnection,
                              uconn: Connection) -> None:
         if response.end_stream:
             return
         conn = self.conn
-        while True:
-            event = await self._upstream_event(uc, uconn, True)
-            self._write_events([event])
-            if event.end_stream:
-                return
-            if conn.pending_output > _HIGH_WATER:
-                await conn.flush()
+        self._upstream_wait = uconn  # a stalled upstream body ends at the idle timeout
+        try:
+            while True:
+                self._idle_deadline()
+                event = await self._upstream_event(uc, uconn, True)
+                self._write_events([event])
+                if event.end_stream:
+                    return
+                if conn.pending_output > _HIGH_WATER:
+                    await conn.flush()
+        finally:
+            self._upstream_wait = None
 
     async def _upstream_event(self, uc: CodecConnection, uconn: Connection,
                               got_response: bool) -> Event:

@@ -194,3 +194,23 @@ def test_balancers_spread_over_endpoints(lb: str) -> None:
         assert tags == {b"A", b"B"}, replies
 
     run_proxy(test, config, {"a": (b"A", 0.0), "b": (b"B", 0.0)})
+
+
+def test_idle_client_is_closed_after_idle_timeout() -> None:
+    def config(listen: int, ports: dict[str, int]) -> object:
+        return parse({
+            "listeners": [{"name": "l", "address": f"127.0.0.1:{listen}", "protocol": "line",
+                           "idle_timeout": "300ms", "routes": [{"cluster": "c"}]}],
+            "clusters": [{"name": "c", "endpoints": [f"127.0.0.1:{ports['a']}"]}],
+            "admin": None, "logging": {"access_log": False}}, "<test>")
+
+    async def test(port: int, nursery: trio.Nursery) -> None:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            await stream.send_all(b"LINE s m x\r\n")
+            assert (await stream.receive_some(100)).startswith(b"200 A:x")
+            start = trio.current_time()
+            assert await stream.receive_some(100) == b""  # closed by the proxy
+            assert 0.2 < trio.current_time() - start < 1.5
+
+    run_proxy(test, config, {"a": (b"A", 0.0)})
