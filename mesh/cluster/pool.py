@@ -58,8 +58,11 @@ class PingPongPool:
         self.connects = 0
         self.connect_failures = 0
 
-    async def acquire(self, endpoint: UpstreamEndpoint) -> UpstreamConnection:
+    async def acquire(self, endpoint: UpstreamEndpoint, check_alive: bool = True) -> UpstreamConnection:
         """An idle live connection to ``endpoint``, or a new one.
+
+        ``check_alive`` peeks at an idle connection before reuse (one syscall);
+        callers that can retry a request on a fresh connection skip it.
 
         Raises UpstreamError(UNAVAILABLE) when connecting fails and
         UpstreamError(OVERLOADED) when the cluster's connection limit is hit.
@@ -69,7 +72,8 @@ class PingPongPool:
             expired_before = time.monotonic() - self._idle_timeout
             while idle:
                 upstream = idle.pop()
-                if upstream.idle_since >= expired_before and upstream.conn.is_alive_idle():
+                if upstream.idle_since >= expired_before and (
+                        not check_alive or upstream.conn.is_alive_idle()):
                     return upstream
                 self._discard(upstream)
         return await self._open(endpoint)

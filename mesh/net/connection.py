@@ -52,9 +52,19 @@ class Connection:
         """Bytes queued by ``write`` and not yet handed to the kernel."""
         return self._out_size
 
-    async def recv(self, size: int = RECV_SIZE) -> bytes:
-        """Up to ``size`` bytes; ``b""`` at end of stream."""
+    async def recv(self, size: int = RECV_SIZE, wait_first: bool = False) -> bytes:
+        """Up to ``size`` bytes; ``b""`` at end of stream.
+
+        ``wait_first`` skips the first non-blocking attempt when the caller
+        knows nothing can have arrived yet (a reply right after its request):
+        that saves one failing recv syscall per wait.
+        """
         sock = self.sock
+        if wait_first:
+            try:
+                await _wait_readable(sock)
+            except trio.ClosedResourceError:
+                raise ConnectionBroken("closed while waiting to read") from None
         while True:
             try:
                 return sock.recv(size)

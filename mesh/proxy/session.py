@@ -119,9 +119,11 @@ class DownstreamSession:
             event = cc.next_event()
             if event is NEED_DATA:
                 self._idle_deadline()
-                if conn.pending_output:
+                answered = conn.pending_output > 0
+                if answered:
                     await conn.flush()
-                cc.receive_data(await conn.recv())
+                # Right after a reply, the client's next request is not there yet.
+                cc.receive_data(await conn.recv(wait_first=answered))
                 continue
             if event is CLOSED:
                 await conn.flush()
@@ -204,7 +206,9 @@ class DownstreamSession:
                                 "protocol; bridging from a one-at-a-time one is not supported yet")
         endpoint.active_requests += 1
         try:
-            upstream = await pool.acquire(endpoint)
+            # A bodiless request is retried on a fresh connection if a pooled one
+            # turns out stale, so only requests with a body pay for the liveness peek.
+            upstream = await pool.acquire(endpoint, check_alive=not exchange.request.end_stream)
             reusable = False
             try:
                 reusable = await self._through(exchange, upstream, retry_ok=upstream.requests > 0)
@@ -333,7 +337,7 @@ class DownstreamSession:
                 raise _UpstreamClosed(f"bad response: {exc}", got_response) from None
             if event is NEED_DATA:
                 try:
-                    data = await uconn.recv()
+                    data = await uconn.recv(wait_first=not got_response)
                 except ConnectionBroken as exc:
                     raise _UpstreamClosed(str(exc), got_response) from None
                 uc.receive_data(data)
