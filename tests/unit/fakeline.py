@@ -73,9 +73,12 @@ class LineConnection:
             parts = line.split(b" ", 3)
             if len(parts) != 4 or parts[0] != b"LINE":
                 raise RemoteProtocolError("bad request line", b"400 bad request\r\n")
+            try:
+                service, method = parts[1].decode(), parts[2].decode()
+            except UnicodeDecodeError:
+                raise RemoteProtocolError("names must be UTF-8", b"400 bad request\r\n") from None
             sid, self.next_id = self.next_id, self.next_id + 1
-            return Headers(sid, [(b"payload", parts[3])], True,
-                           {"service": parts[1].decode(), "method": parts[2].decode()})
+            return Headers(sid, [(b"payload", parts[3])], True, {"service": service, "method": method})
         code, _, payload = line.partition(b" ")
         return Headers(self.next_id, [(b":status", code), (b"payload", payload)], True)
 

@@ -37,8 +37,9 @@ class Keys(RequestKeys):
 
 
 class _Lines:
-    def __init__(self, role: Role) -> None:
+    def __init__(self, role: Role, options: ConnectionOptions) -> None:
         self.role = role
+        self.max = options.max_header_size
         self.buf = b""
         self.eof = False
         self.should_close = False
@@ -52,6 +53,8 @@ class _Lines:
     def _line(self) -> bytes | None:
         cut = self.buf.find(b"\r\n")
         if cut < 0:
+            if len(self.buf) > self.max:
+                raise RemoteProtocolError("line too long", b"0 431 too_long\r\n")
             return None
         line, self.buf = self.buf[:cut], self.buf[cut + 2:]
         return line
@@ -62,7 +65,7 @@ class _Lines:
             return CLOSED if self.eof else NEED_DATA
         try:
             return self._parse(line)
-        except (ValueError, IndexError, KeyError):
+        except (ValueError, IndexError, KeyError, UnicodeDecodeError):
             raise RemoteProtocolError(f"bad line {line!r}", b"0 400 bad\r\n") from None
 
     def local_reply(self, request: Headers, status: Status, message: str) -> list[Event]:
@@ -80,7 +83,8 @@ class MuxConnection(_Lines):
     def _parse(self, line: bytes) -> Headers:
         if self.role is Role.SERVER:
             tag, sid, service, payload = line.split(b" ", 3)
-            assert tag == b"MUX"
+            if tag != b"MUX":
+                raise ValueError(tag)
             return Headers(int(sid), [(b"payload", payload)], True, {"service": service.decode()})
         sid, code, payload = line.split(b" ", 2)
         return Headers(int(sid), [(b":status", code), (b"payload", payload)], True)
@@ -124,7 +128,7 @@ class _Codec:
         return AGAIN if self.tag.startswith(prefix) else FAIL
 
     def connection(self, role: Role, options: ConnectionOptions) -> Any:
-        return self.conn(role)
+        return self.conn(role, options)
 
     def request_keys(self, headers: Headers) -> RequestKeys:
         return Keys(headers)

@@ -36,17 +36,6 @@ MUX_VECTORS = [
 ]
 PIPE_VECTORS = _exchange(b"PIPE users hello\r\n", b"200 ok\r\n", {"service": "users"})
 
-# The suite finds real slips in the fakes (reported to their owner). Strict
-# xfails keep them visible and fail as soon as a fake is fixed, so that the
-# entry is removed then.
-_NO_LIMIT = {"limits.header": "fakemux takes no ConnectionOptions: a line grows without bound"}
-
-test_fakeline = codec_conformance_tests(
-    fakeline.codec, LINE_VECTORS, fuzz_examples=150,
-    xfail={"robustness.fuzz": "fakeline decodes the service name as UTF-8 unchecked: "
-                              "UnicodeDecodeError escapes next_event"})
-test_mux = codec_conformance_tests(
-    fakemux.mux, MUX_VECTORS, fuzz_examples=150,
-    xfail={**_NO_LIMIT,
-           "robustness.fuzz": "fakemux asserts the MUX tag: AssertionError escapes next_event"})
-test_pipe = codec_conformance_tests(fakemux.pipe, PIPE_VECTORS, fuzz_examples=150, xfail=_NO_LIMIT)
+test_fakeline = codec_conformance_tests(fakeline.codec, LINE_VECTORS, fuzz_examples=150)
+test_mux = codec_conformance_tests(fakemux.mux, MUX_VECTORS, fuzz_examples=150)
+test_pipe = codec_conformance_tests(fakemux.pipe, PIPE_VECTORS, fuzz_examples=150)
