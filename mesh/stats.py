@@ -12,6 +12,8 @@ from collections.abc import Iterator
 __all__ = ["LatencyHistogram", "TrafficStats", "StatsRegistry", "BUCKETS"]
 
 #: Upper bounds in seconds, Prometheus-style cumulative buckets.
+_bisect_left = bisect.bisect_left
+
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -59,7 +61,10 @@ class TrafficStats:
     def response(self, status_class: str, seconds: float) -> None:
         responses = self.responses
         responses[status_class] = responses.get(status_class, 0) + 1
-        self.latency.observe(seconds)
+        latency = self.latency  # LatencyHistogram.observe, inlined: three calls per request
+        latency.counts[_bisect_left(BUCKETS, seconds)] += 1
+        latency.total += seconds
+        latency.count += 1
 
     def render(self) -> Iterator[str]:
         prefix = f"mesh_{self.kind}"

@@ -21,15 +21,21 @@ class ForwardedFilter:
 
     def on_request(self, exchange: Exchange) -> Status | None:
         fields = exchange.request.fields
-        if not fields or fields[0][0] != b":method" or exchange.peer is None:
+        peer = exchange.peer
+        if peer is None or not fields or fields[0][0] != b":method":
             return None  # not an HTTP request
-        peer = exchange.peer[0].encode()
-        for i, (name, value) in enumerate(fields):
-            if name == b"x-forwarded-for":
-                fields[i] = (name, value + b", " + peer)
-                break
+        xff = proto = -1
+        for i, (name, _) in enumerate(fields):
+            if name[0] == 120:  # b"x": skip the scan of every other header name
+                if name == b"x-forwarded-for":
+                    xff = i
+                elif name == b"x-forwarded-proto":
+                    proto = i
+        address = peer[0].encode()
+        if xff < 0:
+            fields.append((b"x-forwarded-for", address))
         else:
-            fields.append((b"x-forwarded-for", peer))
-        if not any(name == b"x-forwarded-proto" for name, _ in fields):
+            fields[xff] = (b"x-forwarded-for", fields[xff][1] + b", " + address)
+        if proto < 0:
             fields.append((b"x-forwarded-proto", self._proto))
         return None
