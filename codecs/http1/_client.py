@@ -1,0 +1,343 @@
+"""CLIENT role: encode requests, parse responses.
+
+One request at a time (PoolMode.PING_PONG): the next request head may be sent
+once the previous response has been parsed whole.
+
+httptools' response parser cannot know the request method, and the method
+decides whether a response has a body: a response to HEAD never has one, and
+a 2xx to CONNECT opens a tunnel. For those two methods the response head is
+cut out of the input at its blank line (bytes.find, no per-byte loop) and fed
+alone to a throwaway parser, which validates it and reports its fields; the
+main parser never sees those bytes and stays at a message boundary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httptools
+
+from mesh.codec import (
+    CLOSED,
+    Buffers,
+    ConnectionOptions,
+    Data,
+    Event,
+    Headers,
+    LocalProtocolError,
+    RemoteProtocolError,
+    Reset,
+    Status,
+    Trailers,
+)
+
+from ._framing import CHUNKED, LENGTH, NONE, SPECIAL, BodyWriter, content_length, finish_head
+from ._hop import HOP_BY_HOP, KEEP_ALIVE, connection_tokens, note_connection, without_named
+from ._reader import MessageReader
+from ._status import STATUS_FIELDS
+
+__all__ = ["ClientConnection"]
+
+_PLACEHOLDER = (b"", b"")
+# RFC 9110 8.6: a request whose method gives the body a meaning says "0" when empty.
+_BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
+_HEAD_ONLY = frozenset({b"HEAD", b"CONNECT"})
+_CANONICAL = (b":method", b":scheme", b":authority", b":path")  # the server role's order
+
+
+def _request_head(fields: list[tuple[bytes, bytes]], lines: list[bytes]) -> tuple[bytes, bytes | None]:
+    """Append the request's plain fields; fill its request line and Host.
+
+    Returns (method, content-length). The pseudo fields may come in any order
+    (HTTP/2 fixes none), but the server role emits them first and in one
+    order; that case skips the lookup table.
+    """
+    if len(fields) >= 4 and (fields[0][0], fields[1][0], fields[2][0], fields[3][0]) == _CANONICAL:
+        method, authority, target = fields[0][1], fields[2][1], fields[3][1]
+        length = _plain_fields(fields[4:], lines, None)
+    else:
+        special: dict[bytes, bytes] = {}
+        length = _plain_fields(fields, lines, special)
+        method = special.get(b":method", b"")
+        authority = special.get(b":authority") or special.get(b"host", b"")
+        target = special.get(b":path") or authority  # CONNECT: authority-form
+    if not method or not target or b" " in method or b" " in target:
+        raise LocalProtocolError(f"bad request line from :method {method!r}, :path {target!r}")
+    lines[0] = method + b" " + target + b" HTTP/1.1"
+    lines[1] = b"host: " + authority  # RFC 9112 3.2: empty when there is none
+    return method, length
+
+
+def _plain_fields(
+    fields: list[tuple[bytes, bytes]], lines: list[bytes], special: dict[bytes, bytes] | None
+) -> bytes | None:
+    """Append ``name: value`` lines; collect special fields; return content-length."""
+    length = None
+    append = lines.append
+    for field in fields:
+        name = field[0]
+        if name not in SPECIAL:
+            append(b": ".join(field))
+        elif name == b"content-length":
+            if length is None:
+                append(b"content-length: " + field[1])
+            length = content_length(field[1], length)
+        elif special is not None:
+            special.setdefault(name, field[1])
+    return length
+
+
+class ClientConnection(MessageReader):
+    """The upstream side of a proxied HTTP/1 connection."""
+
+    def __init__(self, options: ConnectionOptions) -> None:
+        super().__init__(options, httptools.HttpResponseParser, HOP_BY_HOP)
+        self._request: tuple[int, bytes] | None = None  # (stream id, method) awaiting a response
+        self._request_done = True  # its body has been sent whole
+        self._writer = BodyWriter(NONE)  # reused: one request body at a time
+        self._out: BodyWriter | None = None  # the writer, while a request body is open
+        self._head_buffer: bytearray | None = None  # a HEAD/CONNECT response head, gathering
+        self._detour = False  # parsing such a head with the throwaway parser
+        self._informational = False
+        self._keep_alive = True
+        self._connection: bytes | None = None
+        self._transfer_encoding: bytes | None = None
+        self._response: Headers | None = None
+
+    # -- encoding requests -----------------------------------------------------
+
+    def send(self, event: Event) -> Buffers:
+        """Encode one request event. Raises LocalProtocolError on misuse."""
+        try:
+            if type(event) is Headers:
+                return self._send_headers(event)
+            if type(event) is Data:
+                return self._send_data(event)
+            if type(event) is Trailers:
+                return self._send_trailers(event)
+        except (TypeError, ValueError, IndexError, AttributeError) as exc:
+            raise LocalProtocolError(f"cannot encode {event!r}: {exc}") from exc
+        if type(event) is Reset:  # HTTP/1 cannot abandon one exchange: close instead
+            self._close = True
+            return b""
+        raise LocalProtocolError(f"not an event: {event!r}")
+
+    def _send_headers(self, event: Headers) -> bytes:
+        if self._request is not None or self._out is not None:
+            raise LocalProtocolError("HTTP/1 carries one exchange at a time (PING_PONG)")
+        if self._close or self._terminal is not None:
+            raise LocalProtocolError("the connection is closing, closed or no longer HTTP")
+        lines = [b"", b""]
+        method, length = _request_head(event.fields, lines)
+        if length is not None:
+            mode = LENGTH
+        elif event.end_stream:
+            mode = NONE
+            if method in _BODY_METHODS:
+                lines.append(b"content-length: 0")
+        else:
+            mode = CHUNKED
+            lines.append(b"transfer-encoding: chunked")
+        upgrade = event.extensions.get("upgrade")
+        if upgrade.__class__ is bytes:
+            lines += (b"connection: upgrade", b"upgrade: " + upgrade)
+        encoded = finish_head(lines)
+        self._request = (event.stream_id, method)
+        if method in _HEAD_ONLY:
+            self._head_buffer = bytearray()
+            self._stopped = True  # the main parser must not see this response head
+        out = self._writer
+        out.mode = mode
+        out.remaining = int(length) if length is not None else 0
+        self._request_done = event.end_stream
+        if event.end_stream:
+            out.finish()
+        else:
+            self._out = out
+        return encoded
+
+    def _send_data(self, event: Data) -> Buffers:
+        out = self._body_writer()
+        buffers = out.data(event.payload, event.end_stream)
+        if event.end_stream:
+            self._end_request()
+        return buffers
+
+    def _send_trailers(self, event: Trailers) -> Buffers:
+        buffers = self._body_writer().trailers(event.fields)
+        self._end_request()
+        return buffers
+
+    def _body_writer(self) -> BodyWriter:
+        if self._out is None:
+            raise LocalProtocolError("request body sent outside a request")
+        return self._out
+
+    def _end_request(self) -> None:
+        self._out = None
+        self._request_done = True
+
+    # -- parsing responses: httptools callbacks ------------------------------
+
+    def _new_fields(self) -> list[tuple[bytes, bytes]]:
+        return [_PLACEHOLDER]  # :status
+
+    def _special(self, name: bytes, value: bytes) -> None:
+        if not self._in_head:
+            return
+        if name == b"connection":
+            self._connection = note_connection(self._connection, value)
+        elif name == b"transfer-encoding":
+            self._transfer_encoding = value
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        code = parser.get_status_code()
+        request = self._request
+        if code < 100 or request is None:
+            raise self._reject(RemoteProtocolError(f"unexpected response (status {code})"))
+        keep_alive = parser.should_keep_alive()
+        fields = self._fields
+        fields[0] = STATUS_FIELDS[code]
+        connection = self._connection
+        if connection is None and keep_alive:
+            extensions: dict[str, Any] = {"http_version": "1.1"}  # see the server role
+        elif connection is KEEP_ALIVE and keep_alive:  # nginx's habit: only the version
+            extensions = {"http_version": self._checked_version(0)}
+        else:
+            extensions, fields, persistent = self._unusual_head(fields)
+            if self._detour:  # llhttp thinks the (absent) body is close-delimited
+                keep_alive = persistent
+        if self._carry + self._unreported + self._chunk_size > self._max_head:
+            self._check_head_size(fields, 16)  # it may be too large
+        if code < 200:
+            self._interim(code, extensions)
+        else:
+            self._keep_alive = keep_alive
+        self._sid = request[0]
+        self._response = Headers(self._sid, fields, False, extensions)
+        self._queue.append(self._response)
+        self._connection = None
+        self._in_head = False  # later on_header calls are trailers
+        self._dropped = 0
+        self._fields = []
+
+    def _unusual_head(
+        self, fields: list[tuple[bytes, bytes]]
+    ) -> tuple[dict[str, Any], list[tuple[bytes, bytes]], bool]:
+        version = self._checked_version(0)
+        tokens = frozenset() if self._connection is None else connection_tokens(self._connection)
+        fields = without_named(fields, tokens)
+        persistent = b"close" not in tokens if version == "1.1" else b"keep-alive" in tokens
+        return {"http_version": version}, fields, persistent
+
+    def _interim(self, code: int, extensions: dict[str, Any]) -> None:
+        if code == 101:  # the message ends here, then HttpParserUpgrade stops the parser
+            extensions["upgrade"] = True
+        else:
+            extensions["informational"] = True
+            self._informational = True
+
+    def on_message_complete(self) -> None:
+        if self._informational:  # a 1xx: the final response is still to come
+            self._informational = False
+            self._in_message = False
+            self._in_head = True
+            self._fields = self._new_fields()
+            self._chunk = None  # the next message does not begin at the read's start
+            return
+        self._complete_response()
+
+    def _complete_response(self) -> None:
+        self._end_message()
+        self._request = None
+        self._transfer_encoding = None
+        if not (self._keep_alive and self._request_done):
+            self._close = True
+
+    def _reply(self, code: int, message: str) -> bytes | None:
+        return None  # nobody to answer: the upstream connection is just closed
+
+    def _eof_mid_message(self) -> None:
+        if not self._in_head and self._close_delimited():
+            self._complete_response()
+            self._terminal = CLOSED
+        else:
+            self._fail(RemoteProtocolError("upstream closed inside a response"))
+
+    def _close_delimited(self) -> bool:
+        """Does this response's body end at EOF (RFC 9112 6.3, rule 8)?"""
+        if self._informational or self._response is None:
+            return False
+        coding = self._transfer_encoding
+        if coding is not None:
+            return not coding.rstrip(b" \t").lower().endswith(b"chunked")
+        return all(name != b"content-length" for name, _ in self._response.fields)
+
+    # -- the HEAD / CONNECT detour -----------------------------------------------
+
+    def _receive_stopped(self, data: bytes | bytearray | memoryview) -> None:
+        if self._head_buffer is None:
+            super()._receive_stopped(data)
+        elif not data:
+            self._stopped = self._close = True
+            partial, self._head_buffer = self._head_buffer, None
+            if partial:
+                self._fail(RemoteProtocolError("upstream closed inside a response head"))
+            else:
+                self._terminal = CLOSED
+        else:
+            self._gather_head(self._head_buffer, data)
+
+    def _gather_head(self, buffer: bytearray, data: bytes | bytearray | memoryview) -> None:
+        buffer += data
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            if len(buffer) > self._max_head:
+                self._fail(RemoteProtocolError(f"response head over {self._max_head} bytes"))
+            return
+        self._head_buffer = None
+        self._stopped = False
+        method = self._request[1] if self._request is not None else b""
+        if method == b"CONNECT" and bytes(buffer[9:10]) not in (b"1", b"2"):
+            self._feed(self._parser, buffer)  # a refused CONNECT is a normal response
+            return
+        end += 4
+        rest = bytes(buffer[end:])
+        self._parse_detour(bytes(buffer[:end]), method == b"CONNECT")
+        if rest:  # routed by the new state: another head, a tunnel, an error or the parser
+            self.receive_data(rest)
+
+    def _parse_detour(self, head: bytes, connect: bool) -> None:
+        main, self._parser = self._parser, httptools.HttpResponseParser(self)
+        self._detour = True
+        try:
+            self._feed(self._parser, head)
+        finally:
+            self._parser, self._detour = main, False
+        if self._stopped:
+            return
+        if self._in_message:  # llhttp now waits for a body this response never has
+            if connect and self._response is not None:
+                self._response.extensions["upgrade"] = True
+                self._keep_alive = True
+            self._complete_response()
+            if connect:
+                self._stop(CLOSED)  # tunnel open: what follows is trailing_data
+        elif self._request is not None:  # a 1xx came first: gather the next head
+            self._head_buffer = bytearray()
+            self._stopped = True
+
+    # -- capabilities ----------------------------------------------------------
+
+    def local_reply(self, request: Headers, status: Status, message: str) -> list[Event]:
+        """Server role only: a client does not answer requests."""
+        raise LocalProtocolError("local_reply belongs to the SERVER role")
+
+    def is_heartbeat(self, event: Event) -> bool:
+        """HTTP/1 has no heartbeat of its own."""
+        return False
+
+    def heartbeat_reply(self, event: Event) -> list[Event]:
+        """Nothing: see ``is_heartbeat``."""
+        return []
