@@ -50,7 +50,9 @@ class UpstreamCluster:
     def pick(self, keys: RequestKeys, source_ip: str | None,
              route_hash_key: str | None = None) -> UpstreamEndpoint:
         spec = route_hash_key or self.hash_key
-        return self.balancer.pick(hash_value(spec, keys, source_ip) if spec else None)
+        if spec is None:
+            return self.balancer.pick(None)
+        return self.balancer.pick(hash_value(spec, keys, source_ip))
 
     def pool(self, codec: Codec, options: ConnectionOptions) -> PingPongPool | SharedPool:
         """The pool for ``codec`` on this cluster, made on first use."""

@@ -61,21 +61,32 @@ class PingPongPool:
     async def acquire(self, endpoint: UpstreamEndpoint, check_alive: bool = True) -> UpstreamConnection:
         """An idle live connection to ``endpoint``, or a new one.
 
-        ``check_alive`` peeks at an idle connection before reuse (one syscall);
-        callers that can retry a request on a fresh connection skip it.
-
         Raises UpstreamError(UNAVAILABLE) when connecting fails and
         UpstreamError(OVERLOADED) when the cluster's connection limit is hit.
         """
+        upstream = self.take_idle(endpoint, check_alive)
+        return upstream if upstream is not None else await self._open(endpoint)
+
+    def take_idle(self, endpoint: UpstreamEndpoint, check_alive: bool) -> UpstreamConnection | None:
+        """The most recently used idle connection to ``endpoint``, if any is fit.
+
+        ``check_alive`` peeks at it before reuse (one syscall); callers that
+        can retry a request on a fresh connection skip it.
+        """
         idle = self._idle.get(endpoint)
-        if idle:
-            expired_before = time.monotonic() - self._idle_timeout
-            while idle:
-                upstream = idle.pop()
-                if upstream.idle_since >= expired_before and (
-                        not check_alive or upstream.conn.is_alive_idle()):
-                    return upstream
-                self._discard(upstream)
+        if not idle:
+            return None
+        expired_before = time.monotonic() - self._idle_timeout
+        while idle:
+            upstream = idle.pop()
+            if upstream.idle_since >= expired_before and (
+                    not check_alive or upstream.conn.is_alive_idle()):
+                return upstream
+            self._discard(upstream)
+        return None
+
+    async def open(self, endpoint: UpstreamEndpoint) -> UpstreamConnection:
+        """A new connection; raises UpstreamError like ``acquire``."""
         return await self._open(endpoint)
 
     async def _open(self, endpoint: UpstreamEndpoint) -> UpstreamConnection:

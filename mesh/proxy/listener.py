@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 
 import structlog
 
-from mesh.cluster import UpstreamCluster, UpstreamError
+from mesh.cluster import PingPongPool, UpstreamCluster, UpstreamError
+from mesh.cluster.shared import SharedPool
 from mesh.codec import Codec, ConnectionOptions, PoolMode
 from mesh.config import Listener
 from mesh.net.connection import Connection, ConnectionBroken
@@ -49,10 +50,20 @@ class ListenerRuntime:
         self.cluster_stats = {name: stats.scope("cluster", name) for name in clusters}
         self.access_log = access_log_enabled
         self.reaper = reaper
+        self._pools: dict[tuple[str, str], PingPongPool | SharedPool] = {}
 
     def upstream_codec(self, downstream: Codec, cluster: UpstreamCluster) -> Codec:
         name = cluster.config.protocol or self.config.upstream_protocol
         return self.codecs[name] if name else downstream
+
+    def pool_for(self, downstream: Codec, cluster: UpstreamCluster) -> PingPongPool | SharedPool:
+        """The pool a request from ``downstream`` uses on ``cluster`` (cached: per request)."""
+        key = (downstream.name, cluster.name)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = cluster.pool(self.upstream_codec(downstream, cluster),
+                                                   self.options)
+        return pool
 
     async def handle(self, conn: Connection) -> None:
         stats = self.stats

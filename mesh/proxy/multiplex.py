@@ -172,7 +172,7 @@ class MultiplexSession:
         exchange = inflight.exchange
         cluster, route = exchange.cluster, exchange.route
         assert cluster is not None and route is not None
-        pool = cluster.pool(self.lr.upstream_codec(self.codec, cluster), self.lr.options)
+        pool = self.lr.pool_for(self.codec, cluster)
         if not isinstance(pool, SharedPool):
             raise UpstreamError(Status.INTERNAL, f"cluster {cluster.name!r} speaks a one-at-a-time "
                                 "protocol; bridging from a multiplexed one is not supported yet")

@@ -200,7 +200,7 @@ class DownstreamSession:
         assert cluster is not None and route is not None
         endpoint = cluster.pick(exchange.keys, exchange.source_ip, route.hash_key)
         exchange.endpoint = endpoint
-        pool = cluster.pool(self.lr.upstream_codec(self.codec, cluster), self.lr.options)
+        pool = self.lr.pool_for(self.codec, cluster)
         if not isinstance(pool, PingPongPool):
             raise UpstreamError(Status.INTERNAL, f"cluster {cluster.name!r} speaks a multiplexed "
                                 "protocol; bridging from a one-at-a-time one is not supported yet")
@@ -208,7 +208,9 @@ class DownstreamSession:
         try:
             # A bodiless request is retried on a fresh connection if a pooled one
             # turns out stale, so only requests with a body pay for the liveness peek.
-            upstream = await pool.acquire(endpoint, check_alive=not exchange.request.end_stream)
+            upstream = pool.take_idle(endpoint, not exchange.request.end_stream)
+            if upstream is None:
+                upstream = await pool.open(endpoint)
             reusable = False
             try:
                 reusable = await self._through(exchange, upstream, retry_ok=upstream.requests > 0)
@@ -245,8 +247,9 @@ class DownstreamSession:
         except ConnectionBroken as exc:
             raise _UpstreamClosed(str(exc), False) from None
         response = await self._response_head(exchange, upstream)
-        exchange.endpoint.record_success()  # type: ignore[union-attr]
-        await self._response_body(response, uc, uconn)
+        upstream.endpoint.consecutive_failures = 0  # a success resets passive health
+        if not response.end_stream:
+            await self._response_body(uc, uconn)
         return not uc.should_close
 
     async def _request_body(self, request: Headers, uc: CodecConnection,
@@ -299,7 +302,7 @@ class DownstreamSession:
                 exchange.response = event
                 for hook in self.lr.filters.response:
                     hook(exchange)
-                self._write_events([event])
+                _write(self.conn, self.cc.send(event))
                 return event
         except _UpstreamClosed:
             if not self.timed_out:
@@ -310,17 +313,14 @@ class DownstreamSession:
             self._upstream_wait = None
             self.timed_out = False
 
-    async def _response_body(self, response: Headers, uc: CodecConnection,
-                             uconn: Connection) -> None:
-        if response.end_stream:
-            return
+    async def _response_body(self, uc: CodecConnection, uconn: Connection) -> None:
         conn = self.conn
         self._upstream_wait = uconn  # a stalled upstream body ends at the idle timeout
         try:
             while True:
                 self._idle_deadline()
                 event = await self._upstream_event(uc, uconn, True)
-                self._write_events([event])
+                _write(conn, self.cc.send(event))
                 if event.end_stream:
                     return
                 if conn.pending_output > _HIGH_WATER:
