@@ -33,6 +33,7 @@ from mesh.codec import (
     Trailers,
 )
 from mesh.net.connection import Connection, ConnectionBroken
+from mesh.net.relay import relay
 from mesh.proxy.routing import route_exchange
 from mesh.stream import Exchange
 
@@ -248,9 +249,30 @@ class DownstreamSession:
             raise _UpstreamClosed(str(exc), False) from None
         response = await self._response_head(exchange, upstream)
         upstream.endpoint.consecutive_failures = 0  # a success resets passive health
+        if response.extensions.get("upgrade") is True:
+            await self._tunnel(uc, uconn)  # 101 to an Upgrade, 2xx to a CONNECT
+            return False
         if not response.end_stream:
             await self._response_body(uc, uconn)
         return not uc.should_close
+
+    async def _tunnel(self, uc: CodecConnection, uconn: Connection) -> None:
+        """After a protocol switch both sides are opaque: relay bytes until either closes.
+
+        Bytes each codec read past the switch (``trailing_data``) go first.
+        Tunnels have no idle timeout yet: the deadline is cleared.
+        """
+        self.deadline = 0.0
+        self._close_after = True
+        early_down = bytes(getattr(self.cc, "trailing_data", b""))
+        early_up = bytes(getattr(uc, "trailing_data", b""))
+        if early_up:
+            self.conn.write(early_up)
+        await self.conn.flush()
+        try:
+            await relay(self.conn, uconn, early_down)
+        except ConnectionBroken:
+            pass
 
     async def _request_body(self, request: Headers, uc: CodecConnection,
                             uconn: Connection) -> None:
