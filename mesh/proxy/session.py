@@ -329,35 +329,45 @@ class DownstreamSession:
         except _UpstreamClosed:
             if not self.timed_out:
                 raise
-            exchange.endpoint.record_failure()  # type: ignore[union-attr]
+            upstream.endpoint.record_failure()
             raise UpstreamError(Status.TIMEOUT, f"no response within {route.timeout:g}s") from None
         finally:
             self._upstream_wait = None
             self.timed_out = False
 
     async def _response_body(self, uc: CodecConnection, uconn: Connection) -> None:
-        conn = self.conn
+        conn, cc = self.conn, self.cc
         self._upstream_wait = uconn  # a stalled upstream body ends at the idle timeout
         try:
             while True:
-                self._idle_deadline()
-                event = await self._upstream_event(uc, uconn, True)
-                _write(conn, self.cc.send(event))
+                # The rest of a small body usually came with the head: take the
+                # events already decoded without a coroutine call per event.
+                try:
+                    event = uc.next_event()
+                except RemoteProtocolError as exc:
+                    raise _UpstreamClosed(f"bad response: {exc}", True) from None
+                if event is NEED_DATA or event is CLOSED or event is PAUSED:
+                    self._idle_deadline()
+                    if conn.pending_output > _HIGH_WATER:
+                        await conn.flush()
+                    event = await self._upstream_event(uc, uconn, True, event)
+                _write(conn, cc.send(event))
                 if event.end_stream:
                     return
-                if conn.pending_output > _HIGH_WATER:
-                    await conn.flush()
         finally:
             self._upstream_wait = None
 
     async def _upstream_event(self, uc: CodecConnection, uconn: Connection,
-                              got_response: bool) -> Event:
+                              got_response: bool, event: object = None) -> Event:
+        """The next upstream event, reading as needed; ``event`` is one already pulled."""
         while True:
-            try:
-                event = uc.next_event()
-            except RemoteProtocolError as exc:
-                raise _UpstreamClosed(f"bad response: {exc}", got_response) from None
+            if event is None:
+                try:
+                    event = uc.next_event()
+                except RemoteProtocolError as exc:
+                    raise _UpstreamClosed(f"bad response: {exc}", got_response) from None
             if event is NEED_DATA:
+                event = None
                 try:
                     data = await uconn.recv(wait_first=not got_response)
                 except ConnectionBroken as exc:
@@ -366,7 +376,7 @@ class DownstreamSession:
                 continue
             if event is CLOSED or event is PAUSED:
                 raise _UpstreamClosed("upstream closed the connection", got_response)
-            return event  # type: ignore[no-any-return,unused-ignore]
+            return event  # type: ignore[return-value]
 
 
 def _write(conn: Connection, out: object) -> None:

@@ -46,6 +46,10 @@ class CompiledRoute:
         self.timeout = route.timeout
         self.hash_key = route.hash_key
 
+    @property
+    def catches_all(self) -> bool:
+        return not self._checks and not self._headers
+
     def matches(self, keys: RequestKeys) -> bool:
         for key, matcher in self._checks:
             if not matcher.matches(getattr(keys, key)):
@@ -64,12 +68,16 @@ class CompiledRoute:
 class RouteTable:
     """Ordered routes; the first that matches wins (as in Envoy's virtual host)."""
 
-    __slots__ = ("routes",)
+    __slots__ = ("routes", "_first_catches_all")
 
     def __init__(self, routes: Sequence[Route]) -> None:
         self.routes = tuple(CompiledRoute(r) for r in routes)
+        first = self.routes[0] if self.routes else None
+        self._first_catches_all = first if first is not None and first.catches_all else None
 
     def match(self, keys: RequestKeys) -> CompiledRoute | None:
+        if self._first_catches_all is not None:
+            return self._first_catches_all  # a sidecar's usual single route: no loop
         for route in self.routes:
             if route.matches(keys):
                 return route
