@@ -12,6 +12,7 @@ from mesh.codec import (
     CLOSED,
     NEED_DATA,
     Codec,
+    CodecConnection,
     ConnectionOptions,
     Data,
     Headers,
@@ -51,13 +52,9 @@ async def serve_http(conn: Connection, codec: Codec, handler: Handler) -> None:
         return
 
 
-def _respond(conn: Connection, cc: object, request: Headers, handler: Handler) -> None:
+def _respond(conn: Connection, cc: CodecConnection, request: Headers, handler: Handler) -> None:
     status, content_type, body = handler(request)
     fields = [(b":status", str(status).encode()), (b"content-type", content_type.encode()),
               (b"content-length", str(len(body)).encode())]
     for event in (Headers(request.stream_id, fields, False), Data(request.stream_id, body, True)):
-        out = cc.send(event)  # type: ignore[attr-defined]
-        if isinstance(out, list):
-            conn.write_all(out)
-        else:
-            conn.write(out)
+        conn.write_buffers(cc.send(event))

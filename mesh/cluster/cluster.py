@@ -8,11 +8,11 @@ import trio
 
 from mesh.cluster.balancer import make_balancer
 from mesh.cluster.endpoint import UpstreamEndpoint
-from mesh.cluster.pool import PingPongPool, UpstreamError
+from mesh.cluster.pool import PingPongPool, connect_endpoint
 from mesh.cluster.shared import SharedPool
-from mesh.codec import Codec, ConnectionOptions, PoolMode, RequestKeys, Status
+from mesh.codec import Codec, ConnectionOptions, PoolMode, RequestKeys
 from mesh.config import Cluster
-from mesh.net.connection import Connection, ConnectionBroken, connect
+from mesh.net.connection import Connection
 
 __all__ = ["UpstreamCluster", "hash_value"]
 
@@ -73,13 +73,7 @@ class UpstreamCluster:
 
     async def connect(self, endpoint: UpstreamEndpoint) -> Connection:
         """A new unpooled connection (L4 pass-through); raises UpstreamError."""
-        try:
-            with trio.fail_after(self.config.connect_timeout):
-                conn = await connect(endpoint.host, endpoint.port)
-        except (ConnectionBroken, trio.TooSlowError, OSError) as exc:
-            endpoint.record_failure()
-            reason = "timed out" if isinstance(exc, trio.TooSlowError) else str(exc)
-            raise UpstreamError(Status.UNAVAILABLE, f"connect to {endpoint.address}: {reason}") from None
+        conn = await connect_endpoint(endpoint, self.config.connect_timeout)
         endpoint.record_success()
         return conn
 

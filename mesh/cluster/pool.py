@@ -17,7 +17,7 @@ from mesh.cluster.endpoint import UpstreamEndpoint
 from mesh.codec import Codec, CodecConnection, ConnectionOptions, Role, Status
 from mesh.net.connection import Connection, ConnectionBroken, connect
 
-__all__ = ["UpstreamError", "UpstreamConnection", "PingPongPool"]
+__all__ = ["UpstreamError", "UpstreamConnection", "PingPongPool", "connect_endpoint"]
 
 
 class UpstreamError(Exception):
@@ -27,6 +27,20 @@ class UpstreamError(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+async def connect_endpoint(endpoint: UpstreamEndpoint, timeout: float) -> Connection:
+    """Connect within ``timeout``; a failure counts against the endpoint's health.
+
+    Raises UpstreamError(UNAVAILABLE) naming the endpoint and the reason.
+    """
+    try:
+        with trio.fail_after(timeout):
+            return await connect(endpoint.host, endpoint.port)
+    except (ConnectionBroken, trio.TooSlowError, OSError) as exc:
+        endpoint.record_failure()
+        reason = "timed out" if isinstance(exc, trio.TooSlowError) else str(exc)
+        raise UpstreamError(Status.UNAVAILABLE, f"connect to {endpoint.address}: {reason}") from None
 
 
 class UpstreamConnection:
@@ -94,13 +108,10 @@ class PingPongPool:
             raise UpstreamError(Status.OVERLOADED, "upstream connection limit reached")
         self.connects += 1
         try:
-            with trio.fail_after(self._connect_timeout):
-                conn = await connect(endpoint.host, endpoint.port)
-        except (ConnectionBroken, trio.TooSlowError, OSError) as exc:
+            conn = await connect_endpoint(endpoint, self._connect_timeout)
+        except UpstreamError:
             self.connect_failures += 1
-            endpoint.record_failure()
-            reason = "timed out" if isinstance(exc, trio.TooSlowError) else str(exc)
-            raise UpstreamError(Status.UNAVAILABLE, f"connect to {endpoint.address}: {reason}") from None
+            raise
         self.open_connections += 1
         endpoint.open_connections += 1
         return UpstreamConnection(conn, self._codec.connection(Role.CLIENT, self._options), endpoint)

@@ -21,7 +21,7 @@ import structlog
 import trio
 
 from mesh.cluster.endpoint import UpstreamEndpoint
-from mesh.cluster.pool import UpstreamError
+from mesh.cluster.pool import UpstreamError, connect_endpoint
 from mesh.codec import (
     CLOSED,
     NEED_DATA,
@@ -36,7 +36,7 @@ from mesh.codec import (
     Role,
     Status,
 )
-from mesh.net.connection import Connection, ConnectionBroken, connect
+from mesh.net.connection import Connection, ConnectionBroken
 
 __all__ = ["ResponseSink", "SharedConnection", "SharedPool"]
 
@@ -95,11 +95,7 @@ class SharedConnection:
 
     def write(self, event: Event) -> None:
         """Queue an event (head, body, reset) already carrying its upstream id."""
-        out = self.cc.send(event)
-        if type(out) is list:
-            self.conn.write_all(out)
-        else:
-            self.conn.write(out)  # type: ignore[arg-type]
+        self.conn.write_buffers(self.cc.send(event))
         self._wake.set()
 
     def abandon(self, uid: int) -> None:
@@ -212,13 +208,10 @@ class SharedPool:
     async def _open(self, endpoint: UpstreamEndpoint) -> SharedConnection:
         self.connects += 1
         try:
-            with trio.fail_after(self._connect_timeout):
-                conn = await connect(endpoint.host, endpoint.port)
-        except (ConnectionBroken, trio.TooSlowError, OSError) as exc:
+            conn = await connect_endpoint(endpoint, self._connect_timeout)
+        except UpstreamError:
             self.connect_failures += 1
-            endpoint.record_failure()
-            reason = "timed out" if isinstance(exc, trio.TooSlowError) else str(exc)
-            raise UpstreamError(Status.UNAVAILABLE, f"connect to {endpoint.address}: {reason}") from None
+            raise
         shared = SharedConnection(conn, self._codec.connection(Role.CLIENT, self._options),
                                   endpoint, self._codec.pool_mode, self._max_in_flight)
         self.open_connections += 1

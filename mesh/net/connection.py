@@ -18,6 +18,8 @@ from collections.abc import Iterable
 
 import trio
 
+from mesh.codec import Buffers
+
 __all__ = ["Connection", "ConnectionBroken", "connect", "RECV_SIZE"]
 
 #: Bytes read per recv. Also bounds how much a codec is fed at once, which
@@ -87,6 +89,14 @@ class Connection:
     def write_all(self, buffers: Iterable[bytes | bytearray | memoryview]) -> None:
         for data in buffers:
             self.write(data)
+
+    def write_buffers(self, out: Buffers) -> None:
+        """Queue what a codec's ``send`` returned: one buffer or a list of them."""
+        if type(out) is list:
+            for data in out:
+                self.write(data)
+        else:
+            self.write(out)  # type: ignore[arg-type]
 
     async def flush(self) -> None:
         """Send everything queued, waiting for the peer to take it."""

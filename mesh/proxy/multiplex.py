@@ -251,11 +251,7 @@ class MultiplexSession:
     def _write(self, events: list[Event]) -> None:
         cc, conn = self.cc, self.conn
         for event in events:
-            out = cc.send(event)
-            if type(out) is list:
-                conn.write_all(out)
-            else:
-                conn.write(out)  # type: ignore[arg-type]
+            conn.write_buffers(cc.send(event))
         self._wake_writer.set()
 
     # -- timeouts ------------------------------------------------------------

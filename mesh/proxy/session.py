@@ -155,11 +155,7 @@ class DownstreamSession:
     def _write_events(self, events: list[Event]) -> None:
         cc, conn = self.cc, self.conn
         for event in events:
-            out = cc.send(event)
-            if type(out) is list:
-                conn.write_all(out)
-            else:
-                conn.write(out)  # type: ignore[arg-type]
+            conn.write_buffers(cc.send(event))
 
     # -- one exchange ------------------------------------------------------
 
@@ -240,7 +236,7 @@ class DownstreamSession:
         """Send the request upstream and relay the response; True if reusable."""
         request = exchange.request
         uc, uconn = upstream.codec, upstream.conn
-        _write(uconn, uc.send(request))
+        uconn.write_buffers(uc.send(request))
         try:
             await uconn.flush()
             if not request.end_stream:
@@ -300,7 +296,7 @@ class DownstreamSession:
                 cc.receive_data(data)
                 continue
             if type(event) is Data or type(event) is Trailers:
-                _write(uconn, uc.send(event))
+                uconn.write_buffers(uc.send(event))
                 await uconn.flush()
                 if event.end_stream:
                     return
@@ -324,7 +320,7 @@ class DownstreamSession:
                 exchange.response = event
                 for hook in self.lr.filters.response:
                     hook(exchange)
-                _write(self.conn, self.cc.send(event))
+                self.conn.write_buffers(self.cc.send(event))
                 return event
         except _UpstreamClosed:
             if not self.timed_out:
@@ -351,7 +347,7 @@ class DownstreamSession:
                     if conn.pending_output > _HIGH_WATER:
                         await conn.flush()
                     event = await self._upstream_event(uc, uconn, True, event)
-                _write(conn, cc.send(event))
+                conn.write_buffers(cc.send(event))
                 if event.end_stream:
                     return
         finally:
@@ -378,9 +374,3 @@ class DownstreamSession:
                 raise _UpstreamClosed("upstream closed the connection", got_response)
             return event  # type: ignore[return-value]
 
-
-def _write(conn: Connection, out: object) -> None:
-    if type(out) is list:
-        conn.write_all(out)
-    else:
-        conn.write(out)  # type: ignore[arg-type]
