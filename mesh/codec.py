@@ -374,6 +374,16 @@ class CodecConnection(Protocol):
     def should_close(self) -> bool:
         """True once the protocol requires closing after the current output."""
 
+    # Optional, not part of the Protocol (looked up with getattr by the
+    # multiplexed session, server role only):
+    #
+    #     def local_answer(self, request: Headers) -> list[Event] | None
+    #
+    # The reply events when the proxy answers ``request`` itself without
+    # routing it (Redis PING, HELLO, arity errors, refused commands), else
+    # None. Checked before routing; the events keep the request's place in a
+    # PIPELINE reply order.
+
 
 @runtime_checkable
 class Codec(Protocol):

@@ -77,6 +77,8 @@ class MultiplexSession:
         self.codec = codec
         self.cc = codec.connection(Role.SERVER, runtime.options)
         self.ordered = codec.pool_mode is PoolMode.PIPELINE
+        #: optional codec hook: requests the proxy answers itself (Redis PING, HELLO...)
+        self._local_answer = getattr(self.cc, "local_answer", None)
         self.active: dict[int, _InFlight] = {}
         self.order: deque[_InFlight] = deque()
         self._deadlines: list[tuple[float, int, _InFlight]] = []
@@ -158,6 +160,13 @@ class MultiplexSession:
         self.active[inflight.downstream_id] = inflight
         if self.ordered:
             self.order.append(inflight)
+        if self._local_answer is not None:
+            answer: list[Event] | None = self._local_answer(request)
+            if answer is not None:
+                exchange.response = answer[0] if type(answer[0]) is Headers else None
+                self._finish(inflight)
+                self._emit(inflight, answer)
+                return
         status = route_exchange(lr, exchange)
         if status is None:
             try:

@@ -1,0 +1,96 @@
+"""CLIENT role: encode requests (their raw bytes), cut replies out as raw bytes."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from mesh.codec import (
+    CLOSED,
+    NEED_DATA,
+    Buffers,
+    ConnectionOptions,
+    Event,
+    Headers,
+    LocalProtocolError,
+    NextEvent,
+    RemoteProtocolError,
+    Status,
+)
+
+from ._resp import BadFrame, encode_command, value_end
+
+__all__ = ["ClientConnection"]
+
+_COMPACT = 64 * 1024
+
+
+class ClientConnection:
+    """Each reply is ``Headers(id of the request it answers, fields, True, {"raw": bytes})``.
+
+    ``fields`` is empty for a reply that is not an error, ``[(b":error", b"ERR")]``
+    (the error's first word) for one that is.
+    """
+
+    def __init__(self, options: ConnectionOptions) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+        self._eof = False
+        self._sent: deque[int] = deque()
+        self._max_bulk = options.max_frame_size
+        self._max_line = max(options.max_header_size, 64 * 1024)
+        self.should_close = False
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
+            self._eof = True
+            return
+        if self._pos:
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += data
+
+    def next_event(self) -> NextEvent:
+        buf, pos = self._buf, self._pos
+        if pos >= len(buf):
+            if pos > _COMPACT:
+                buf.clear()
+                self._pos = 0
+            return CLOSED if self._eof else NEED_DATA
+        try:
+            end = value_end(buf, pos, self._max_bulk, self._max_line)
+        except BadFrame as exc:
+            raise RemoteProtocolError(f"Protocol error: {exc}") from None
+        if end < 0:
+            return CLOSED if self._eof else NEED_DATA
+        if not self._sent:
+            raise RemoteProtocolError("a reply arrived with no request waiting for it")
+        raw = bytes(buf[pos:end])
+        self._pos = end
+        fields: list[tuple[bytes, bytes]] = []
+        if raw[0] == 0x2D:  # '-'
+            word = raw[1:].split(None, 1)[0][:32] if len(raw) > 3 else b"ERR"
+            fields = [(b":error", word)]
+        return Headers(self._sent.popleft(), fields, True, {"raw": raw})
+
+    def send(self, event: Event) -> Buffers:
+        if type(event) is not Headers:
+            raise LocalProtocolError("Redis requests are single Headers events")
+        ext = event.extensions
+        raw = ext.get("raw")
+        if raw is None:
+            args = ext.get("args")
+            if not args:
+                raise LocalProtocolError("a Redis request needs extensions['raw'] or ['args']")
+            raw = encode_command(args)
+        self._sent.append(event.stream_id)
+        result: Buffers = raw
+        return result
+
+    def local_reply(self, request: Headers, status: Status, message: str) -> list[Event]:
+        raise LocalProtocolError("local_reply belongs to the server role")
+
+    def is_heartbeat(self, event: Event) -> bool:
+        return False
+
+    def heartbeat_reply(self, event: Event) -> list[Event]:
+        return []
