@@ -31,7 +31,10 @@ class ClientConnection:
     (the error's first word) for one that is.
     """
 
-    def __init__(self, options: ConnectionOptions) -> None:
+    def __init__(self, options: ConnectionOptions, resp3: bool = False) -> None:
+        #: RESP3 upstream connections open with HELLO 3; its reply is read and dropped
+        self._hello = b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n" if resp3 else b""
+        self._skip = 1 if resp3 else 0
         self._buf = bytearray()
         self._pos = 0
         self._eof = False
@@ -62,6 +65,12 @@ class ClientConnection:
             raise RemoteProtocolError(f"Protocol error: {exc}") from None
         if end < 0:
             return CLOSED if self._eof else NEED_DATA
+        if self._skip:
+            self._skip = 0
+            self._pos = end
+            if buf[pos] == 0x2D:
+                raise RemoteProtocolError(f"upstream refused HELLO 3: {bytes(buf[pos:end])!r}")
+            return self.next_event()
         if not self._sent:
             raise RemoteProtocolError("a reply arrived with no request waiting for it")
         raw = bytes(buf[pos:end])
@@ -83,6 +92,8 @@ class ClientConnection:
                 raise LocalProtocolError("a Redis request needs extensions['raw'] or ['args']")
             raw = encode_command(args)
         self._sent.append(event.stream_id)
+        if self._hello:
+            raw, self._hello = self._hello + raw, b""
         result: Buffers = raw
         return result
 

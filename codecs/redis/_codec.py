@@ -75,16 +75,21 @@ def match(prefix: bytes) -> MatchResult:
 class RedisCodec:
     """RESP2/RESP3 over PIPELINE upstream connections; replies relayed as raw bytes."""
 
-    name = "redis"
     pool_mode = PoolMode.PIPELINE
+
+    def __init__(self, resp3: bool = False) -> None:
+        #: the RESP3 variant has its own pools: its upstream connections said HELLO 3
+        self.name = "redis+resp3" if resp3 else "redis"
+        self._resp3 = resp3
+        self.resp3_codec: RedisCodec = self if resp3 else RedisCodec(resp3=True)
 
     def match(self, prefix: bytes) -> MatchResult:
         return match(prefix)
 
     def connection(self, role: Role, options: ConnectionOptions) -> ServerConnection | ClientConnection:
         if role is Role.SERVER:
-            return ServerConnection(options)
-        return ClientConnection(options)
+            return ServerConnection(options, self.resp3_codec)
+        return ClientConnection(options, self._resp3)
 
     def request_keys(self, headers: Headers) -> RequestKeys:
         return RedisKeys(headers)

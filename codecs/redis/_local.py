@@ -68,7 +68,9 @@ class LocalAnswers:
         if kind == "same":
             return self._error(request, f"{_text(name).upper()} keys may live on different shards; "
                                "give them a common {hash tag}")
-        return None  # split per shard by the proxy (mesh.proxy.fanout)
+        # mget/mset/sum: splitting per shard is not there yet
+        return self._error(request, f"{_text(name).upper()} over keys that may live on different "
+                           "shards is not supported yet; give them a common {hash tag}")
 
     def _reply(self, request: Headers, raw: bytes) -> list[Event]:
         fields = _ERROR if raw[:1] == b"-" else []

@@ -40,8 +40,9 @@ _COMPACT = 64 * 1024
 class ServerConnection(LocalAnswers):
     """Requests in (``Headers`` with ``args`` and ``raw``), raw replies out."""
 
-    def __init__(self, options: ConnectionOptions) -> None:
+    def __init__(self, options: ConnectionOptions, resp3_codec: object = None) -> None:
         super().__init__(options)
+        self._resp3_codec = resp3_codec
         self._buf = bytearray()
         self._pos = 0
         self._eof = False
@@ -115,6 +116,11 @@ class ServerConnection(LocalAnswers):
 
     def heartbeat_reply(self, event: Event) -> list[Event]:
         return []
+
+    @property
+    def upstream_codec(self) -> object:
+        """After HELLO 3, the codec whose pools speak RESP3 upstream; else None."""
+        return self._resp3_codec if self._resp3 else None
 
     @property
     def should_close(self) -> bool:

@@ -9,12 +9,14 @@ from __future__ import annotations
 import bisect
 import hashlib
 import itertools
+import math
 import random
+import struct
 from collections.abc import Sequence
 
 from mesh.cluster.endpoint import UpstreamEndpoint
 
-__all__ = ["LoadBalancer", "RoundRobin", "WeightedRandom", "LeastRequest", "RingHash",
+__all__ = ["LoadBalancer", "RoundRobin", "WeightedRandom", "LeastRequest", "RingHash", "Ketama",
            "make_balancer", "BALANCERS"]
 
 
@@ -106,6 +108,74 @@ class RingHash(LoadBalancer):
         return self._first_healthy(self.endpoints, self._owners[slot] + 1)
 
 
+class Ketama(LoadBalancer):
+    """twemproxy's ``distribution: ketama`` with ``hash: fnv1a_64`` and ``hash_tag: "{}"``.
+
+    The same continuum as twemproxy (src/hashkit/nc_ketama.c), so a fleet moves
+    between the two without reshuffling keys: 160 points per server scaled by
+    weight, four per md5 of ``"NAME-i"``, NAME being the endpoint's metadata
+    ``name`` or ``host:port`` (``host`` alone on port 11211, as twemproxy does).
+    Keys hash with twemproxy's 32-bit fnv1a_64, on the ``{tag}`` when there is one.
+    An ejected server's keys go to the next healthy point on the ring.
+    """
+
+    def __init__(self, endpoints: Sequence[UpstreamEndpoint]) -> None:
+        super().__init__(endpoints)
+        total = sum(max(1, e.weight) for e in self.endpoints)
+        count = len(self.endpoints)
+        ring: list[tuple[int, int]] = []
+        for index, endpoint in enumerate(self.endpoints):
+            name = endpoint.metadata.get("name")
+            if not name:
+                name = endpoint.host if endpoint.port == 11211 else f"{endpoint.host}:{endpoint.port}"
+            pct = _f32(max(1, endpoint.weight) / total)
+            points = int(math.floor(_f32(_f32(pct * 160 / 4) * count) + 0.0000000001)) * 4
+            for i in range(points // 4):
+                digest = hashlib.md5(f"{name}-{i}".encode()).digest()
+                for x in range(4):
+                    ring.append((int.from_bytes(digest[4 * x : 4 * x + 4], "little"), index))
+        ring.sort(key=lambda item: item[0])  # stable: equal values keep server order, like qsort mostly
+        self._points = [p for p, _ in ring]
+        self._owners = [i for _, i in ring]
+
+    def pick(self, hash_value: str | None = None) -> UpstreamEndpoint:
+        if hash_value is None:
+            return self._first_healthy(self.endpoints, random.randrange(len(self.endpoints)))
+        points = self._points
+        slot = bisect.bisect_left(points, fnv1a_64(hash_tag(hash_value.encode("latin-1"))))
+        n = len(points)
+        for step in range(n):
+            endpoint = self.endpoints[self._owners[(slot + step) % n]]
+            if endpoint.healthy():
+                return endpoint
+        return self.endpoints[self._owners[slot % n]]  # panic: everyone is ejected
+
+
+def _f32(value: float) -> float:
+    """Round to a C float, as twemproxy's point count arithmetic does."""
+    result: float = struct.unpack("f", struct.pack("f", value))[0]
+    return result
+
+
+def hash_tag(key: bytes) -> bytes:
+    """The content of the first non-empty ``{...}`` in ``key``, else the key."""
+    start = key.find(b"{")
+    if start >= 0:
+        end = key.find(b"}", start + 1)
+        if end > start + 1:
+            return key[start + 1 : end]
+    return key
+
+
+def fnv1a_64(key: bytes) -> int:
+    """twemproxy's hash_fnv1a_64: 32-bit arithmetic, bytes sign-extended as C chars."""
+    value = 0x84222325
+    for byte in key:
+        value ^= byte if byte < 0x80 else byte | 0xFFFFFF00
+        value = (value * 0x1B3) & 0xFFFFFFFF
+    return value
+
+
 def _hash(value: str) -> int:
     return int.from_bytes(hashlib.md5(value.encode()).digest()[:8], "little")
 
@@ -115,6 +185,7 @@ BALANCERS: dict[str, type[LoadBalancer]] = {
     "random": WeightedRandom,
     "least_request": LeastRequest,
     "ring_hash": RingHash,
+    "ketama": Ketama,
 }
 
 

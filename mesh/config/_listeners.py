@@ -113,7 +113,8 @@ def _route(where: Where, value: Any, default_name: str, context: Context) -> Rou
     else:
         clusters = _weighted(section.at("weighted_clusters"), section.data["weighted_clusters"], context)
     key = section.optional("hash_key", hash_key)
-    if key is not None and all(context.clusters[c.cluster].lb != "ring_hash" for c in clusters):
+    if key is not None and all(context.clusters[c.cluster].lb not in ("ring_hash", "ketama")
+                               for c in clusters):
         raise section.at("hash_key").error(
             "hash_key only applies when a route's cluster uses lb 'ring_hash', and none does here",
             "remove hash_key, or set lb: ring_hash on the cluster.",

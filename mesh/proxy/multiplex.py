@@ -181,7 +181,8 @@ class MultiplexSession:
         exchange = inflight.exchange
         cluster, route = exchange.cluster, exchange.route
         assert cluster is not None and route is not None
-        pool = self.lr.pool_for(self.codec, cluster)
+        # a codec may send this connection's requests to other pools (Redis after HELLO 3)
+        pool = self.lr.pool_for(getattr(self.cc, "upstream_codec", None) or self.codec, cluster)
         if not isinstance(pool, SharedPool):
             raise UpstreamError(Status.INTERNAL, f"cluster {cluster.name!r} speaks a one-at-a-time "
                                 "protocol; bridging from a multiplexed one is not supported yet")

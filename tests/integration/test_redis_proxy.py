@@ -1,0 +1,189 @@
+"""redis-py, redis-cli and redis-benchmark through ``mesh proxy --protocol redis --lb ketama``
+in front of three real redis-server shards, and the shard choice compared with twemproxy
+(Debian nutcracker) on the same config."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.mesh_harness import (
+    LOOPBACK,
+    free_port,
+    port_accepts,
+    require_tools,
+    stop_process,
+    tail,
+)
+
+redis = pytest.importorskip("redis", reason="redis-py (pip install redis) is the real client here")
+
+SHARDS = 3
+
+
+def _wait_port(port: int, proc: subprocess.Popen[Any], log: Path) -> None:
+    deadline = time.monotonic() + 10
+    while not port_accepts(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"port {port} never opened:\n{tail(log)}")
+        time.sleep(0.05)
+
+
+class Fleet:
+    def __init__(self, tools: dict[str, str], tmp: Path) -> None:
+        self.procs: list[subprocess.Popen[Any]] = []
+        self.tmp = tmp
+        self.shards = [free_port() for _ in range(SHARDS)]
+        for port in self.shards:
+            self._start(port, [tools["redis-server"], "--port", str(port), "--bind", LOOPBACK,
+                               "--save", "", "--appendonly", "no", "--dir", str(tmp)], f"redis-{port}")
+        self.proxy = free_port()
+        upstream = ",".join(f"{LOOPBACK}:{p}" for p in self.shards)
+        self._start(self.proxy, [sys.executable, "-m", "mesh", "proxy", "--listen",
+                                 f"{LOOPBACK}:{self.proxy}", "--protocol", "redis", "--upstream",
+                                 upstream, "--lb", "ketama"], "mesh")
+        self.twem = free_port()
+        conf = tmp / "nutcracker.yml"
+        servers = "".join(f"    - {LOOPBACK}:{p}:1\n" for p in self.shards)
+        conf.write_text(f"pool:\n  listen: {LOOPBACK}:{self.twem}\n  hash: fnv1a_64\n"
+                        f"  distribution: ketama\n  hash_tag: \"{{}}\"\n  redis: true\n"
+                        f"  auto_eject_hosts: false\n  servers:\n{servers}")
+        self._start(self.twem, [tools["nutcracker"], "-c", str(conf), "-s", str(free_port())],
+                    "nutcracker")
+
+    def _start(self, port: int, argv: list[str], name: str) -> None:
+        log = self.tmp / f"{name}.log"
+        proc = subprocess.Popen(argv, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        _wait_port(port, proc, log)
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            stop_process(proc)
+
+
+@pytest.fixture(scope="module")
+def fleet() -> Iterator[Fleet]:
+    tools = require_tools("redis-server", "redis-cli", "redis-benchmark", "nutcracker")
+    with tempfile.TemporaryDirectory() as tmp:
+        f = Fleet(tools, Path(tmp))
+        try:
+            yield f
+        finally:
+            f.stop()
+
+
+@pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])
+def client(fleet: Fleet, request: pytest.FixtureRequest) -> Any:
+    r = redis.Redis(host=LOOPBACK, port=fleet.proxy, protocol=request.param, socket_timeout=10)
+    yield r
+    r.close()
+
+
+def _shard_of(fleet: Fleet, key: bytes) -> list[int]:
+    return [i for i, p in enumerate(fleet.shards)
+            if redis.Redis(host=LOOPBACK, port=p).exists(key)]
+
+
+def test_strings_hashes_lists_sets_zsets(client: Any) -> None:
+    assert client.ping() is True
+    assert client.set("s:1", "v") is True and client.get("s:1") == b"v"
+    assert client.incr("s:n") >= 1 and client.append("s:1", "w") == 2
+    for key in ("h:1", "l:1", "set:1", "z:1"):
+        client.delete(key)
+    assert client.hset("h:1", mapping={"a": "1", "b": "2"}) == 2
+    assert client.hget("h:1", "a") == b"1" and client.hlen("h:1") == 2
+    assert client.rpush("l:1", "a", "b", "c") == 3 and client.lrange("l:1", 0, -1) == [b"a", b"b", b"c"]
+    assert client.lpop("l:1") == b"a"
+    assert client.sadd("set:1", "x", "y") == 2 and client.smembers("set:1") == {b"x", b"y"}
+    assert client.zadd("z:1", {"a": 1, "b": 2}) == 2 and client.zrange("z:1", 0, -1) == [b"a", b"b"]
+    assert client.zscore("z:1", "b") == 2.0
+
+
+def test_binary_safe(client: Any) -> None:
+    key = b"bin\x00\r\nkey\xff"
+    big = bytes(range(256)) * (3 * 1024 * 4) + b"\r\n\x00"  # 3 MiB and a bit
+    assert client.set(key, b"a\x00b\r\nc") is True and client.get(key) == b"a\x00b\r\nc"
+    assert client.set("big", big) is True and client.get("big") == big
+
+
+def test_pipeline_order_and_errors_in_the_middle(client: Any) -> None:
+    client.set("p:str", "x")
+    pipe = client.pipeline(transaction=False)
+    for i in range(1500):
+        pipe.set(f"p:{i}", i)
+        if i == 700:
+            pipe.lpush("p:str", "boom")  # WRONGTYPE in the middle
+    for i in range(1500):
+        pipe.get(f"p:{i}")
+    results = pipe.execute(raise_on_error=False)
+    assert isinstance(results[701], redis.ResponseError) and "WRONGTYPE" in str(results[701])
+    gets = results[-1500:]
+    assert gets == [str(i).encode() for i in range(1500)]
+    assert client.get("p:str") == b"x"  # the connection keeps working
+
+
+def test_arity_and_refusals_keep_the_connection(client: Any) -> None:
+    with pytest.raises(redis.ResponseError, match="wrong number of arguments for 'get'"):
+        client.execute_command("GET")
+    with pytest.raises(redis.ResponseError, match="blocking"):
+        client.execute_command("BLPOP", "q", "0")
+    with pytest.raises(redis.ResponseError, match="MULTI"):
+        client.execute_command("MULTI")
+    with pytest.raises(redis.ResponseError, match="unknown"):
+        client.execute_command("NOSUCHCOMMAND", "x")
+    assert client.echo("still here") == b"still here"
+    assert client.execute_command("SELECT", "0") in (True, b"OK")
+    client.client_setname("me")
+    assert client.client_getname() in ("me", b"me")
+
+
+def test_redis_cli(fleet: Fleet) -> None:
+    def cli(*args: str) -> str:
+        out = subprocess.run(["redis-cli", "-h", LOOPBACK, "-p", str(fleet.proxy), *args],
+                             capture_output=True, timeout=10, check=True)
+        return out.stdout.decode().strip()
+    assert cli("ping") == "PONG"
+    assert cli("set", "cli:k", "hello world") == "OK"
+    assert cli("get", "cli:k") == "hello world"
+    assert "wrong number of arguments" in cli("get")
+
+
+def test_keys_land_where_twemproxy_puts_them(fleet: Fleet) -> None:
+    ours = redis.Redis(host=LOOPBACK, port=fleet.proxy)
+    # fnv1a over near-identical short keys clusters on the ring (in twemproxy too): vary them
+    keys = [hashlib.sha1(b"%d" % i).hexdigest().encode() for i in range(300)] + [b"{user1000}.following", b"{user1000}.x",
+                                                         b"\xc3\xa9t\xe9\x80\xff", b"a{}b", b"{x"]
+    # raw RESP: redis-py opens with HELLO / CLIENT SETINFO, which twemproxy refuses
+    wire = b"".join(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$4\r\ntwem\r\n" % (len(k), k) for k in keys)
+    with socket.create_connection((LOOPBACK, fleet.twem), timeout=10) as sock:
+        sock.sendall(wire)
+        got = b""
+        while got.count(b"\r\n") < len(keys):
+            chunk = sock.recv(65536)
+            assert chunk, got
+            got += chunk
+    assert got == b"+OK\r\n" * len(keys)
+    for key in keys:
+        assert ours.get(key) == b"twem", (key, _shard_of(fleet, key))
+    used = {tuple(_shard_of(fleet, k)) for k in keys[:300]}
+    assert len(used) == SHARDS  # the keys really spread
+
+
+def test_redis_benchmark_without_errors(fleet: Fleet) -> None:
+    out = subprocess.run(["redis-benchmark", "-h", LOOPBACK, "-p", str(fleet.proxy), "-q", "-t",
+                          "ping_mbulk,set,get,incr,lpush,rpush,lpop,rpop,sadd,hset", "-r", "100000",
+                          "-n", "20000"], capture_output=True, timeout=120)
+    text = out.stdout.decode() + out.stderr.decode()
+    assert out.returncode == 0, text
+    assert "error" not in text.lower().replace("could not fetch server config", ""), text
+    assert text.count("requests per second") == 10, text
