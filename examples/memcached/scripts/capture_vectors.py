@@ -369,9 +369,11 @@ def main() -> int:
             proc.terminate()
             proc.wait(timeout=5)
     shipped = args.out / "rpcmesh_memcached" / "vectors" / "pymemcache-memcached"
+    tests = args.out / "tests" / "vectors"
+    for folder in (shipped.parent, tests):
+        folder.mkdir(parents=True, exist_ok=True)
     for suffix in (".msgpack", ".json"):
         dump(found["shipped"], shipped.with_suffix(suffix), codec="memcached")
-    tests = args.out / "tests" / "vectors"
     dump(found["noreply"], tests / "noreply.json", codec="memcached")
     dump(found["direct"], tests / "multiget-direct.json", codec="memcached")
     print(f"{len(found['shipped'])} vectors -> {shipped}.msgpack/.json; "
