@@ -20,9 +20,13 @@ from ._server import ServerConnection
 
 __all__ = ["RedisCodec", "RedisKeys"]
 
-_WORDS = frozenset(COMMANDS)
-_PREFIXES = frozenset(name[:i] for name in COMMANDS for i in range(1, len(name) + 1))
-_LONGEST = max(len(name) for name in COMMANDS)
+# Inline words memcached's text protocol shares (get, set, incr...) are left to it when
+# sniffing; with ``protocol: redis`` they still work inline.
+_MEMCACHED = frozenset(b"get gets gat gats set add replace append prepend cas delete incr decr "
+                       b"touch stats version quit flush_all verbosity".split())
+_WORDS = frozenset(COMMANDS) - _MEMCACHED
+_PREFIXES = frozenset(name[:i] for name in _WORDS for i in range(1, len(name) + 1))
+_LONGEST = max(len(name) for name in _WORDS)
 
 
 class RedisKeys(RequestKeys):
