@@ -46,6 +46,9 @@ __all__ = ["MultiplexSession"]
 log = structlog.get_logger("mesh.proxy")
 
 _HIGH_WATER = 1024 * 1024
+#: How long a client that stopped sending still waits for replies owed to it
+#: (exchanges without a route timeout could otherwise hold the connection forever).
+_SETTLE_LIMIT = 60.0
 
 
 class _InFlight:
@@ -86,6 +89,7 @@ class MultiplexSession:
         self._wake_writer = trio.Event()
         self._wake_timer = trio.Event()
         self._drained = trio.Event()
+        self._settled = trio.Event()
         self._idle = runtime.config.idle_timeout or math.inf
 
     async def run(self, initial: bytes) -> None:
@@ -95,13 +99,19 @@ class MultiplexSession:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._writer)
                 nursery.start_soon(self._timer)
+                error: RemoteProtocolError | None = None
                 try:
                     await self._read_loop()
                 except RemoteProtocolError as exc:
                     log.info("bad_request", listener=self.lr.name, peer=self.conn.peer,
                              error=str(exc))
-                    if exc.reply:
-                        self.conn.write(exc.reply)
+                    error = exc
+                # The client stopped sending (EOF, QUIT, bad bytes): the replies
+                # still owed to it go out first, in order, then any error reply.
+                with trio.move_on_after(_SETTLE_LIMIT):
+                    await self._settle()
+                if error is not None and error.reply:
+                    self.conn.write(error.reply)
                 await self._drain()
                 nursery.cancel_scope.cancel()
         except ConnectionBroken:
@@ -134,6 +144,12 @@ class MultiplexSession:
             if inflight is not None and inflight.shared is not None:
                 event.stream_id = inflight.uid
                 inflight.shared.write(event)
+
+    async def _settle(self) -> None:
+        """Wait until every exchange in flight has been answered (each has a deadline)."""
+        while self.active and not self.conn.closed:
+            self._settled = trio.Event()
+            await self._settled.wait()
 
     async def _drain(self) -> None:
         """Wait until the writer has handed every queued byte to the kernel."""
@@ -235,6 +251,8 @@ class MultiplexSession:
     def _finish(self, inflight: _InFlight) -> None:
         inflight.done = True
         self.active.pop(inflight.downstream_id, None)
+        if not self.active:
+            self._settled.set()
         exchange = inflight.exchange
         if inflight.shared is not None and exchange.endpoint is not None:
             exchange.endpoint.active_requests -= 1

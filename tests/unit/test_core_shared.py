@@ -160,3 +160,31 @@ def test_dead_upstream_gives_unavailable_for_shared_pools() -> None:
             nursery.cancel_scope.cancel()
 
     trio.run(main)
+
+
+async def _send_then_eof(port: int, data: bytes) -> bytes:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(data)
+        await stream.send_eof()  # half-close: no more requests, replies still wanted
+        out = b""
+        while chunk := await stream.receive_some(4096):
+            out += chunk
+        return out
+
+
+def test_replies_owed_are_sent_after_the_client_half_closes() -> None:
+    async def test(port: int) -> None:
+        out = await _send_then_eof(port, b"PIPE s d80_1\r\nPIPE s d10_2\r\nPIPE s d0_3\r\n")
+        assert out == b"200 A:d80_1\r\n200 A:d10_2\r\n200 A:d0_3\r\n"
+
+    _run("pipe", [{"cluster": "a"}], {"a": b"A"}, test)
+
+
+def test_error_reply_comes_after_the_replies_before_it() -> None:
+    async def test(port: int) -> None:
+        out = await _send_then_eof(port, b"PIPE s d80_1\r\nGARBAGE\r\n")
+        assert out.startswith(b"200 A:d80_1\r\n"), out
+        assert out.endswith(b"0 400 bad\r\n"), out
+
+    _run("pipe", [{"cluster": "a"}], {"a": b"A"}, test)
