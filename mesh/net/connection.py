@@ -28,7 +28,7 @@ RECV_SIZE = 65536
 #: At most this many buffers per sendmsg call (IOV_MAX is 1024 on Linux).
 _IOV_MAX = 512
 #: Queued output up to this size is joined and sent with send() instead of sendmsg().
-_JOIN_BELOW = 4096
+_JOIN_BELOW = 64 * 1024
 
 _wait_readable = trio.lowlevel.wait_readable
 _wait_writable = trio.lowlevel.wait_writable
@@ -109,7 +109,10 @@ class Connection:
                 if len(out) == 1:
                     sent = sock.send(out[0])
                 elif self._out_size <= _JOIN_BELOW:
-                    sent = sock.send(b"".join(out))
+                    # many small pieces (pipelined replies): one buffer, one send
+                    joined = b"".join(out)
+                    out[:] = [joined]
+                    sent = sock.send(joined)
                 else:
                     sent = sock.sendmsg(out[:_IOV_MAX])
             except BlockingIOError:
@@ -129,14 +132,14 @@ class Connection:
     def _consume(self, sent: int) -> None:
         out = self._out
         self._out_size -= sent
-        while sent:
-            first = out[0]
-            if sent >= len(first):
-                sent -= len(first)
-                del out[0]
-            else:
-                out[0] = memoryview(first)[sent:]
-                sent = 0
+        done = 0
+        for index, data in enumerate(out):
+            if sent < len(data):
+                out[index] = memoryview(data)[sent:]
+                break
+            sent -= len(data)
+            done += 1
+        del out[:done]  # one deletion: del out[0] per buffer is quadratic in long queues
 
     def is_alive_idle(self) -> bool:
         """For a pooled idle connection: no EOF, no unexpected bytes waiting."""

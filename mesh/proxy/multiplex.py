@@ -11,7 +11,6 @@ different upstreams (Redis sharding), so their replies wait in order here.
 
 from __future__ import annotations
 
-import heapq
 import math
 import time
 from collections import deque
@@ -35,6 +34,7 @@ from mesh.codec import (
     Status,
 )
 from mesh.net.connection import Connection, ConnectionBroken
+from mesh.net.reaper import TICK
 from mesh.proxy.routing import route_exchange
 from mesh.stream import Exchange
 
@@ -54,7 +54,8 @@ _SETTLE_LIMIT = 60.0
 class _InFlight:
     """One exchange between request and last reply event; the upstream's sink."""
 
-    __slots__ = ("session", "exchange", "downstream_id", "shared", "uid", "done", "held")
+    __slots__ = ("session", "exchange", "downstream_id", "shared", "uid", "done", "held",
+                 "deadline")
 
     def __init__(self, session: MultiplexSession, exchange: Exchange) -> None:
         self.session = session
@@ -64,6 +65,7 @@ class _InFlight:
         self.uid = 0
         self.done = False
         self.held: list[Event] = []  # replies waiting for their turn (PIPELINE)
+        self.deadline = 0.0  # monotonic time of the route timeout; 0 for none
 
     def on_event(self, event: Event) -> None:
         event.stream_id = self.downstream_id
@@ -84,8 +86,6 @@ class MultiplexSession:
         self._local_answer = getattr(self.cc, "local_answer", None)
         self.active: dict[int, _InFlight] = {}
         self.order: deque[_InFlight] = deque()
-        self._deadlines: list[tuple[float, int, _InFlight]] = []
-        self._seq = 0
         self._wake_writer = trio.Event()
         self._wake_timer = trio.Event()
         self._drained = trio.Event()
@@ -209,8 +209,7 @@ class MultiplexSession:
         inflight.shared = shared
         inflight.uid = shared.submit(exchange.request, inflight)
         if route.timeout:
-            self._seq += 1
-            heapq.heappush(self._deadlines, (time.monotonic() + route.timeout, self._seq, inflight))
+            inflight.deadline = time.monotonic() + route.timeout
             self._wake_timer.set()
 
     def _reply(self, inflight: _InFlight, event: Event) -> None:
@@ -285,21 +284,22 @@ class MultiplexSession:
     # -- timeouts ------------------------------------------------------------
 
     async def _timer(self) -> None:
-        deadlines = self._deadlines
+        """Sweep the exchanges in flight every TICK for expired deadlines.
+
+        A heap entry per request would keep every finished exchange alive
+        until its deadline (15 s of traffic by default), and the garbage
+        collector then pauses the whole worker for hundreds of milliseconds.
+        Sweeping only what is in flight keeps nothing finished alive.
+        """
         while True:
-            if not deadlines:
+            if not self.active:
                 await self._wake_timer.wait()
                 self._wake_timer = trio.Event()
                 continue
-            when, _, inflight = deadlines[0]
+            await trio.sleep(TICK)
             now = time.monotonic()
-            if when > now:
-                with trio.move_on_after(when - now):
-                    await self._wake_timer.wait()
-                    self._wake_timer = trio.Event()
-                continue
-            heapq.heappop(deadlines)
-            self._expire(inflight)
+            for inflight in [i for i in self.active.values() if 0 < i.deadline <= now]:
+                self._expire(inflight)
 
     def _expire(self, inflight: _InFlight) -> None:
         if inflight.done or inflight.exchange.response is not None:
