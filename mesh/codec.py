@@ -130,7 +130,25 @@ def _no_extensions() -> dict[str, Any]:
     return {}
 
 
-@dataclass(slots=True)
+class _NewDict:
+    """Default of an event's ``extensions``: a new empty dict for each event.
+
+    The events' ``__init__`` is written by hand, with this marker as the
+    default: the one ``dataclass`` generates for ``default_factory`` costs a
+    call more per event, and codecs make one or more events per message.
+    ``dataclasses.fields()`` still reports the ``default_factory``.
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<factory>"
+
+
+_NEW_DICT: Any = _NewDict()
+
+
+@dataclass(slots=True, init=False)
 class Headers:
     """The head of a request or response.
 
@@ -144,8 +162,20 @@ class Headers:
     end_stream: bool = False
     extensions: dict[str, Any] = field(default_factory=_no_extensions)
 
+    def __init__(
+        self,
+        stream_id: int,
+        fields: list[tuple[bytes, bytes]],
+        end_stream: bool = False,
+        extensions: dict[str, Any] = _NEW_DICT,
+    ) -> None:
+        self.stream_id = stream_id
+        self.fields = fields
+        self.end_stream = end_stream
+        self.extensions = {} if extensions is _NEW_DICT else extensions
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class Data:
     """A piece of a message body; ``end_stream`` marks the last piece."""
 
@@ -154,8 +184,20 @@ class Data:
     end_stream: bool = False
     extensions: dict[str, Any] = field(default_factory=_no_extensions)
 
+    def __init__(
+        self,
+        stream_id: int,
+        payload: bytes | bytearray | memoryview,
+        end_stream: bool = False,
+        extensions: dict[str, Any] = _NEW_DICT,
+    ) -> None:
+        self.stream_id = stream_id
+        self.payload = payload
+        self.end_stream = end_stream
+        self.extensions = {} if extensions is _NEW_DICT else extensions
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class Trailers:
     """Fields after the body; they always end the message."""
 
@@ -163,18 +205,35 @@ class Trailers:
     fields: list[tuple[bytes, bytes]]
     extensions: dict[str, Any] = field(default_factory=_no_extensions)
 
+    def __init__(
+        self,
+        stream_id: int,
+        fields: list[tuple[bytes, bytes]],
+        extensions: dict[str, Any] = _NEW_DICT,
+    ) -> None:
+        self.stream_id = stream_id
+        self.fields = fields
+        self.extensions = {} if extensions is _NEW_DICT else extensions
+
     @property
     def end_stream(self) -> bool:
         return True
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Reset:
     """One exchange was abandoned (HTTP/2 RST_STREAM, or a codec's equivalent)."""
 
     stream_id: int
     error_code: int = 0
     extensions: dict[str, Any] = field(default_factory=_no_extensions)
+
+    def __init__(
+        self, stream_id: int, error_code: int = 0, extensions: dict[str, Any] = _NEW_DICT
+    ) -> None:
+        self.stream_id = stream_id
+        self.error_code = error_code
+        self.extensions = {} if extensions is _NEW_DICT else extensions
 
     @property
     def end_stream(self) -> bool:

@@ -31,9 +31,16 @@ from mesh.codec import (
     Trailers,
 )
 
-from ._framing import CHUNKED, LENGTH, NONE, SPECIAL, BodyWriter, content_length, finish_head
-from ._hop import HOP_BY_HOP, KEEP_ALIVE, connection_tokens, note_connection, without_named
-from ._reader import MessageReader
+from ._framing import CHUNKED, LENGTH, NONE, SPECIAL, BodyWriter, content_length
+from ._hop import (
+    HOP_BY_HOP,
+    KEEP_ALIVE,
+    KEEP_ALIVE_SPELLINGS,
+    connection_tokens,
+    note_connection,
+    without_named,
+)
+from ._reader import NEW_EVENT, MessageReader
 from ._status import STATUS_FIELDS
 
 __all__ = ["ClientConnection"]
@@ -45,27 +52,21 @@ _HEAD_ONLY = frozenset({b"HEAD", b"CONNECT"})
 _CANONICAL = (b":method", b":scheme", b":authority", b":path")  # the server role's order
 
 
-def _request_head(fields: list[tuple[bytes, bytes]], lines: list[bytes]) -> tuple[bytes, bytes | None]:
-    """Append the request's plain fields; fill its request line and Host.
+def _request_head(
+    fields: list[tuple[bytes, bytes]], lines: list[bytes]
+) -> tuple[bytes, bytes, bytes, bytes | None]:
+    """Append the request's plain fields; return (method, target, authority, content-length).
 
-    Returns (method, content-length). The pseudo fields may come in any order
-    (HTTP/2 fixes none), but the server role emits them first and in one
-    order; that case skips the lookup table.
+    The pseudo fields may come in any order (HTTP/2 fixes none); ``send``
+    takes the server role's order itself. Host comes from ``:authority``, or
+    from a ``host`` field, else it is empty (RFC 9112 3.2).
     """
-    if len(fields) >= 4 and (fields[0][0], fields[1][0], fields[2][0], fields[3][0]) == _CANONICAL:
-        method, authority, target = fields[0][1], fields[2][1], fields[3][1]
-        length = _plain_fields(fields[4:], lines, None)
-    else:
-        special: dict[bytes, bytes] = {}
-        length = _plain_fields(fields, lines, special)
-        method = special.get(b":method", b"")
-        authority = special.get(b":authority") or special.get(b"host", b"")
-        target = special.get(b":path") or authority  # CONNECT: authority-form
-    if not method or not target or b" " in method or b" " in target:
-        raise LocalProtocolError(f"bad request line from :method {method!r}, :path {target!r}")
-    lines[0] = method + b" " + target + b" HTTP/1.1"
-    lines[1] = b"host: " + authority  # RFC 9112 3.2: empty when there is none
-    return method, length
+    special: dict[bytes, bytes] = {}
+    length = _plain_fields(fields, lines, special)
+    method = special.get(b":method", b"")
+    authority = special.get(b":authority") or special.get(b"host", b"")
+    target = special.get(b":path") or authority  # CONNECT: authority-form
+    return method, target, authority, length
 
 
 def _plain_fields(
@@ -90,8 +91,14 @@ def _plain_fields(
 class ClientConnection(MessageReader):
     """The upstream side of a proxied HTTP/1 connection."""
 
+    # See MessageReader.__slots__.
+    __slots__ = (
+        "_request", "_request_done", "_writer", "_out", "_head_buffer", "_detour",
+        "_informational", "_keep_alive", "_connection", "_transfer_encoding", "_response",
+    )
+
     def __init__(self, options: ConnectionOptions) -> None:
-        super().__init__(options, httptools.HttpResponseParser, HOP_BY_HOP)
+        super().__init__(options, httptools.HttpResponseParser)
         self._request: tuple[int, bytes] | None = None  # (stream id, method) awaiting a response
         self._request_done = True  # its body has been sent whole
         self._writer = BodyWriter(NONE)  # reused: one request body at a time
@@ -108,60 +115,94 @@ class ClientConnection(MessageReader):
 
     def send(self, event: Event) -> Buffers:
         """Encode one request event. Raises LocalProtocolError on misuse."""
+        # Hot path, once per exchange: the head is encoded here in one
+        # function (request line, fields, framing, the CR/LF check) rather than
+        # in ~15-line helpers; each Python call and bytecode saved is
+        # measurable (bench/codec_http1.py).
         try:
-            if type(event) is Headers:
-                return self._send_headers(event)
-            if type(event) is Data:
-                return self._send_data(event)
-            if type(event) is Trailers:
-                return self._send_trailers(event)
+            if type(event) is not Headers:
+                return self._send_other(event)
+            if self._request is not None or self._out is not None:
+                raise LocalProtocolError("HTTP/1 carries one exchange at a time (PING_PONG)")
+            if self._close or self._terminal is not None:
+                raise LocalProtocolError("the connection is closing, closed or no longer HTTP")
+            fields = event.fields
+            if len(fields) >= 4 and (fields[0][0], fields[1][0], fields[2][0], fields[3][0]) == _CANONICAL:
+                # The server role's order: no lookup table (see _request_head).
+                method, authority, target = fields[0][1], fields[2][1], fields[3][1]
+                lines = [method, target, authority]  # for the CR/LF check, see below
+                append = lines.append
+                length = None
+                for field in fields[4:]:  # _plain_fields, written out
+                    if field[0] not in SPECIAL:
+                        append(b": ".join(field))
+                    elif field[0] == b"content-length":
+                        if length is None:
+                            append(b"content-length: " + field[1])
+                        length = content_length(field[1], length)
+            else:
+                lines = [b"", b"", b""]
+                append = lines.append
+                method, target, authority, length = _request_head(fields, lines)
+                lines[:3] = method, target, authority
+            if not method or not target or 32 in method or 32 in target:  # 32: b" " (memchr)
+                raise LocalProtocolError(f"bad request line from :method {method!r}, :path {target!r}")
+            end = event.end_stream
+            if length is not None:
+                mode = LENGTH
+            elif end:
+                mode = NONE
+                if method in _BODY_METHODS:
+                    append(b"content-length: 0")
+            else:
+                mode = CHUNKED
+                append(b"transfer-encoding: chunked")
+            extensions = event.extensions
+            if "upgrade" in extensions and extensions["upgrade"].__class__ is bytes:
+                lines += (b"connection: upgrade", b"upgrade: " + extensions["upgrade"])
+            # finish_head, written out: no CR or LF in any line, nor in the three
+            # parts of the request line and Host, which lines[:3] hold until now.
+            bare = b"".join(lines)
+            if 13 in bare or 10 in bare:
+                raise LocalProtocolError("a header name or value contains CR or LF")
+            lines[0] = b"".join((method, b" ", target, b" HTTP/1.1\r\nhost: ", authority))
+            del lines[1:3]
+            append(b"\r\n")
+            head = b"\r\n".join(lines)
+            self._request = (event.stream_id, method)
+            if method in _HEAD_ONLY:
+                self._head_buffer = bytearray()
+                self._stopped = True  # the main parser must not see this response head
+            self._request_done = end
+            if not end:
+                out = self._out = self._writer
+                out.mode = mode
+                out.remaining = 0 if length is None else int(length)
+            elif length is not None and int(length):
+                out = self._writer  # the length announces a body that never comes
+                out.mode, out.remaining = LENGTH, int(length)
+                out.finish()  # raises
+            return head
         except (TypeError, ValueError, IndexError, AttributeError) as exc:
             raise LocalProtocolError(f"cannot encode {event!r}: {exc}") from exc
+
+    def _send_other(self, event: Event) -> Buffers:
+        """A request body's Data or Trailers, a Reset, or a misuse."""
+        if type(event) is Data:
+            out = self._out
+            if out is None:
+                raise LocalProtocolError("request body sent outside a request")
+            end = event.end_stream
+            buffers = out.data(event.payload, end)
+            if end:
+                self._end_request()
+            return buffers
+        if type(event) is Trailers:
+            return self._send_trailers(event)
         if type(event) is Reset:  # HTTP/1 cannot abandon one exchange: close instead
             self._close = True
             return b""
         raise LocalProtocolError(f"not an event: {event!r}")
-
-    def _send_headers(self, event: Headers) -> bytes:
-        if self._request is not None or self._out is not None:
-            raise LocalProtocolError("HTTP/1 carries one exchange at a time (PING_PONG)")
-        if self._close or self._terminal is not None:
-            raise LocalProtocolError("the connection is closing, closed or no longer HTTP")
-        lines = [b"", b""]
-        method, length = _request_head(event.fields, lines)
-        if length is not None:
-            mode = LENGTH
-        elif event.end_stream:
-            mode = NONE
-            if method in _BODY_METHODS:
-                lines.append(b"content-length: 0")
-        else:
-            mode = CHUNKED
-            lines.append(b"transfer-encoding: chunked")
-        upgrade = event.extensions.get("upgrade")
-        if upgrade.__class__ is bytes:
-            lines += (b"connection: upgrade", b"upgrade: " + upgrade)
-        encoded = finish_head(lines)
-        self._request = (event.stream_id, method)
-        if method in _HEAD_ONLY:
-            self._head_buffer = bytearray()
-            self._stopped = True  # the main parser must not see this response head
-        out = self._writer
-        out.mode = mode
-        out.remaining = int(length) if length is not None else 0
-        self._request_done = event.end_stream
-        if event.end_stream:
-            out.finish()
-        else:
-            self._out = out
-        return encoded
-
-    def _send_data(self, event: Data) -> Buffers:
-        out = self._body_writer()
-        buffers = out.data(event.payload, event.end_stream)
-        if event.end_stream:
-            self._end_request()
-        return buffers
 
     def _send_trailers(self, event: Trailers) -> Buffers:
         buffers = self._body_writer().trailers(event.fields)
@@ -182,15 +223,29 @@ class ClientConnection(MessageReader):
     def _new_fields(self) -> list[tuple[bytes, bytes]]:
         return [_PLACEHOLDER]  # :status
 
-    def _special(self, name: bytes, value: bytes) -> None:
-        if not self._in_head:
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # Once per field; Connection, which nginx sends on every response, is
+        # folded here rather than through a helper call (hot path). rstrip():
+        # see the server role.
+        name = name.lower()
+        if name not in HOP_BY_HOP:
+            self._fields.append((name, value.rstrip()))
             return
+        value = value.rstrip()
+        self._dropped += len(name) + len(value) + 4
+        if not self._in_head:
+            return  # a hop-by-hop trailer: dropped
         if name == b"connection":
-            self._connection = note_connection(self._connection, value)
+            seen = self._connection
+            if seen is None and value in KEEP_ALIVE_SPELLINGS:
+                self._connection = KEEP_ALIVE
+            else:
+                self._connection = note_connection(seen, value)
         elif name == b"transfer-encoding":
             self._transfer_encoding = value
 
     def on_headers_complete(self) -> None:
+        # Hot path: once per response, written out rather than split in helpers.
         parser = self._parser
         code = parser.get_status_code()
         request = self._request
@@ -203,24 +258,33 @@ class ClientConnection(MessageReader):
         if connection is None and keep_alive:
             extensions: dict[str, Any] = {"http_version": "1.1"}  # see the server role
         elif connection is KEEP_ALIVE and keep_alive:  # nginx's habit: only the version
-            extensions = {"http_version": self._checked_version(0)}
+            start = self._start  # _checked_version(0), its common case written out
+            if start is self._chunk and start is not None and start[:8] == b"HTTP/1.1":
+                extensions = {"http_version": "1.1"}
+            else:
+                extensions = {"http_version": self._checked_version(0)}
+            self._connection = None
         else:
             extensions, fields, persistent = self._unusual_head(fields)
             if self._detour:  # llhttp thinks the (absent) body is close-delimited
                 keep_alive = persistent
+            self._connection = None
         if self._carry + self._unreported + self._chunk_size > self._max_head:
             self._check_head_size(fields, 16)  # it may be too large
         if code < 200:
             self._interim(code, extensions)
         else:
             self._keep_alive = keep_alive
-        self._sid = request[0]
-        self._response = Headers(self._sid, fields, False, extensions)
-        self._queue.append(self._response)
-        self._connection = None
+        sid = self._sid = request[0]
+        response = self._response = NEW_EVENT(Headers)  # see NEW_EVENT
+        response.stream_id = sid
+        response.fields = fields
+        response.end_stream = False
+        response.extensions = extensions
+        self._queue.append(response)
         self._in_head = False  # later on_header calls are trailers
         self._dropped = 0
-        self._fields = []
+        self._fields = [_PLACEHOLDER]  # the next head's; trailers land after it
 
     def _unusual_head(
         self, fields: list[tuple[bytes, bytes]]
@@ -239,21 +303,31 @@ class ClientConnection(MessageReader):
             self._informational = True
 
     def on_message_complete(self) -> None:
+        self._in_message = False
+        self._in_head = True
+        self._chunk = None  # the next message does not begin at the read's start
         if self._informational:  # a 1xx: the final response is still to come
             self._informational = False
-            self._in_message = False
-            self._in_head = True
-            self._fields = self._new_fields()
-            self._chunk = None  # the next message does not begin at the read's start
             return
-        self._complete_response()
-
-    def _complete_response(self) -> None:
-        self._end_message()
+        # The response is complete: mark its last event, or queue its trailers.
+        fields = self._fields
+        if len(fields) > 1:  # chunked trailer fields, after the next head's :status
+            self._fields = self._new_fields()
+            self._queue_trailers(fields[1:])
+        else:
+            queue = self._queue
+            if queue:  # still queued means still ours: the last event carries the end
+                queue[-1].end_stream = True
+            else:
+                queue.append(Data(self._sid, b"", True, {}))
         self._request = None
         self._transfer_encoding = None
         if not (self._keep_alive and self._request_done):
             self._close = True
+
+    def _complete_response(self) -> None:
+        """The response ends here (at EOF, or after a HEAD/CONNECT head): never a 1xx."""
+        self.on_message_complete()
 
     def _reply(self, code: int, message: str) -> bytes | None:
         return None  # nobody to answer: the upstream connection is just closed
@@ -300,7 +374,7 @@ class ClientConnection(MessageReader):
         self._stopped = False
         method = self._request[1] if self._request is not None else b""
         if method == b"CONNECT" and bytes(buffer[9:10]) not in (b"1", b"2"):
-            self._feed(self._parser, buffer)  # a refused CONNECT is a normal response
+            self.receive_data(buffer)  # a refused CONNECT is a normal response
             return
         end += 4
         rest = bytes(buffer[end:])
@@ -312,7 +386,7 @@ class ClientConnection(MessageReader):
         main, self._parser = self._parser, httptools.HttpResponseParser(self)
         self._detour = True
         try:
-            self._feed(self._parser, head)
+            self.receive_data(head)
         finally:
             self._parser, self._detour = main, False
         if self._stopped:

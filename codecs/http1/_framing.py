@@ -67,14 +67,15 @@ def content_length(value: bytes, seen: bytes | None) -> bytes:
 
 def finish_head(lines: list[bytes]) -> bytes:
     """Join a head's lines; refuse a CR or LF hidden inside a name or value."""
-    lines.append(b"\r\n")
-    head = b"\r\n".join(lines)
     # Every CR and LF must be one we put there: a stray one in a field (from a
-    # filter, or forwarded) would let it split the head (RFC 9112 2.2). One
-    # C-level pass: deleting them must remove exactly our 2 per line.
-    if len(head) - len(head.translate(None, b"\r\n")) != 2 * len(lines):
+    # filter, or forwarded) would let it split the head (RFC 9112 2.2). The
+    # lines joined bare, then ``int in bytes`` (memchr): cheaper than one
+    # translate() pass over the head, which builds a 256-entry table per call.
+    bare = b"".join(lines)
+    if 13 in bare or 10 in bare:
         raise LocalProtocolError("a header name or value contains CR or LF")
-    return head
+    lines.append(b"\r\n")
+    return b"\r\n".join(lines)
 
 
 class BodyWriter:
@@ -101,7 +102,7 @@ class BodyWriter:
         if mode == LENGTH:
             self.remaining -= len(payload)
             if self.remaining < 0 or (end and self.remaining):
-                raise self._mismatch()
+                raise self.mismatch()
             return payload
         return payload if mode == CLOSE else b""
 
@@ -117,9 +118,10 @@ class BodyWriter:
     def finish(self) -> None:
         """Check that the body ended where its content-length said."""
         if self.mode == LENGTH and self.remaining:
-            raise self._mismatch()
+            raise self.mismatch()
 
-    def _mismatch(self) -> LocalProtocolError:
+    def mismatch(self) -> LocalProtocolError:
+        """The error for a body that does not match its content-length."""
         return LocalProtocolError(
             f"body does not match its content-length ({-self.remaining} bytes over)"
             if self.remaining < 0

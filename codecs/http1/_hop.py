@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["HOP_BY_HOP", "KEEP_ALIVE", "connection_tokens", "note_connection", "without_named"]
+__all__ = [
+    "HOP_BY_HOP",
+    "KEEP_ALIVE",
+    "KEEP_ALIVE_SPELLINGS",
+    "connection_tokens",
+    "note_connection",
+    "without_named",
+]
 
 #: RFC 9110 7.6.1 plus the legacy ``keep-alive`` and ``proxy-connection``.
 #: ``transfer-encoding`` and ``upgrade`` are rebuilt by the codec from its own
@@ -23,7 +30,7 @@ HOP_BY_HOP: frozenset[bytes] = frozenset(
 #: on every response, browsers on every request): compared by identity, it
 #: says "nothing to drop, llhttp's keep-alive answer stands" without tokenizing.
 KEEP_ALIVE = b"keep-alive"
-_KEEP_ALIVE_SPELLINGS = frozenset({b"keep-alive", b"Keep-Alive", b"Keep-alive"})
+KEEP_ALIVE_SPELLINGS = frozenset({b"keep-alive", b"Keep-Alive", b"Keep-alive"})
 
 # Connection options that only steer this connection's persistence.
 _PLAIN_OPTIONS = frozenset({b"close", b"keep-alive", b"upgrade", b""})
@@ -36,7 +43,7 @@ _USUAL = {v: frozenset({v.lower()}) for v in (b"keep-alive", b"Keep-Alive", b"cl
 def note_connection(seen: bytes | None, value: bytes) -> bytes:
     """Fold one more Connection header value into what the head has so far."""
     if seen is None:
-        return KEEP_ALIVE if value in _KEEP_ALIVE_SPELLINGS else value
+        return KEEP_ALIVE if value in KEEP_ALIVE_SPELLINGS else value
     return seen + b"," + value
 
 

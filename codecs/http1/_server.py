@@ -39,21 +39,25 @@ from ._framing import (
     NONE,
     SPECIAL,
     BodyWriter,
-    content_length,
     finish_head,
 )
 from ._framing import forwardable as _forwardable
 from ._hop import HOP_BY_HOP, KEEP_ALIVE, connection_tokens, note_connection, without_named
-from ._match import METHODS
-from ._reader import MessageReader
+from ._reader import NEW_EVENT, MessageReader
 from ._status import STATUS_LINES, error_reply, plain_text_head
+
+#: The status lines of the responses that may have a body: no 1xx, 204 or 304.
+_BODY_STATUS_LINES = {
+    status: line
+    for status, line in STATUS_LINES.items()
+    if status[0] != 0x31 and status not in (b"204", b"304")
+}
 
 __all__ = ["ServerConnection"]
 
 _SPECIAL = HOP_BY_HOP | {b"host", b"expect"}
 _PLACEHOLDER = (b"", b"")
 _SCHEME = (b":scheme", b"http")
-_METHOD_FIELDS = {m: (b":method", m) for m in METHODS}
 _CANNED = {code: error_reply(code, msg) for code, msg in ((400, "bad request"),
            (431, "request header fields too large"), (500, "internal error"),
            (505, "HTTP version not supported"))}  # fmt: skip
@@ -69,50 +73,27 @@ _LOCAL_STATUS = {
 # What the response encoder must know about the request it answers:
 # (is HEAD, is HTTP/1.0, keep-alive asked, tunnel: upgrade token, b"CONNECT" or None).
 _Request = tuple[bool, bool, bool, bytes | None]
-
-
-def _copy_fields(fields: list[tuple[bytes, bytes]], lines: list[bytes]) -> tuple[bytes | None, bool]:
-    """Append the forwardable fields; return (content-length, close requested)."""
-    length: bytes | None = None
-    close = False
-    append = lines.append
-    for field in fields:
-        name = field[0]
-        if name not in SPECIAL:
-            append(b": ".join(field))
-        elif name == b"content-length":
-            if length is None:
-                append(b"content-length: " + field[1])
-            length = content_length(field[1], length)
-        elif name == b"connection" and b"close" in connection_tokens(field[1]):
-            close = True  # a filter or the proxy itself asks to close
-    return length, close
-
-
-def _framing(
-    status: bytes, no_body: bool, length: bytes | None, end_stream: bool, http10: bool
-) -> tuple[int, bytes]:
-    """How the response body is delimited (RFC 9112 6.3), and the field saying so."""
-    if no_body or status == b"204" or status == b"304":
-        return NONE, b""  # HEAD keeps the content-length it was given
-    if length is not None:
-        return LENGTH, b""
-    if end_stream:
-        return NONE, b"content-length: 0"
-    if http10:
-        return CLOSE, b""  # HTTP/1.0 knows no chunked framing
-    return CHUNKED, b"transfer-encoding: chunked"
+# The usual ones: a keep-alive HTTP/1.1 request, to HEAD or not.
+_PLAIN_11: _Request = (False, False, True, None)
+_HEAD_11: _Request = (True, False, True, None)
 
 
 class ServerConnection(MessageReader):
     """The downstream side of a proxied HTTP/1 connection."""
 
+    # See MessageReader.__slots__.
+    __slots__ = (
+        "_requests", "_url", "_host", "_expect", "_unusual", "_connection", "_upgrade", "_current",
+        "_request_done", "_hold", "_writer", "_out", "_tunnel", "_keep_alive",
+    )
+
     def __init__(self, options: ConnectionOptions) -> None:
-        super().__init__(options, httptools.HttpRequestParser, _SPECIAL)
+        super().__init__(options, httptools.HttpRequestParser)
         self._requests: deque[_Request] = deque()
         self._url = b""
         self._host: bytes | None = None
         self._expect = False
+        self._unusual = False  # the head has a hop-by-hop field or Expect
         self._connection: bytes | None = None
         self._upgrade: bytes | None = None
         self._current: _Request | None = None  # the request being answered
@@ -131,14 +112,28 @@ class ServerConnection(MessageReader):
     def on_url(self, url: bytes) -> None:
         self._url += url
 
+    def on_header(self, name: bytes, value: bytes) -> None:
+        # Once per field: Host, the one special field nearly every request has,
+        # is taken here without a call to _special. llhttp keeps trailing OWS,
+        # which is not part of the value; it rejects every space but SP and
+        # HTAB in a value, so rstrip() with no argument (cheaper) is exact.
+        name = name.lower()
+        if name not in _SPECIAL:
+            self._fields.append((name, value.rstrip()))
+        elif name == b"host" and self._host is None and self._in_head:
+            self._host = value.rstrip()  # its size is counted in _check_request_size
+        else:
+            value = value.rstrip()
+            self._dropped += len(name) + len(value) + 4
+            self._special(name, value)
+
     def _special(self, name: bytes, value: bytes) -> None:
         if not self._in_head:
             return  # hop-by-hop, Host or Expect as a trailer: meaningless, dropped
-        if name == b"host":
-            if self._host is not None:  # RFC 9112 3.2: two Hosts are a 400
-                raise self._reject(self._error(400, "more than one Host header"))
-            self._host = value
-        elif name == b"expect":
+        self._unusual = True
+        if name == b"host":  # the first Host never comes here (on_header keeps it)
+            raise self._reject(self._error(400, "more than one Host header"))  # RFC 9112 3.2
+        if name == b"expect":
             if value.lower() == b"100-continue":
                 self._expect = True
             else:
@@ -149,43 +144,62 @@ class ServerConnection(MessageReader):
             self._upgrade = value
 
     def on_headers_complete(self) -> None:
+        # Hot path: once per request, written out rather than split in helpers.
         parser = self._parser
         method = parser.get_method()
         keep_alive = parser.should_keep_alive()
         fields = self._fields
-        fields[0] = _METHOD_FIELDS.get(method) or (b":method", method)
+        fields[0] = (b":method", method)
         fields[1] = _SCHEME
         fields[2] = (b":authority", self._host or b"")
         fields[3] = (b":path", self._url)
-        connection = self._connection
-        if connection is None and keep_alive:
+        if self._unusual or not keep_alive or method == b"CONNECT":
+            http10, extensions, fields, tunnel = self._unusual_head(fields, method, keep_alive)
+            request: _Request = (method == b"HEAD", http10, keep_alive, tunnel)
+        else:
             # Keep-alive without a Connection header can only be HTTP/1.1, and
             # get_http_version() costs a string format per request.
-            http10 = False
-            extensions: dict[str, Any] = {"http_version": "1.1"}
-        elif connection is KEEP_ALIVE:  # nothing to drop; only the version is unknown
-            version = self._checked_version(len(method) + len(self._url) + 2)
-            http10, extensions = version == "1.0", {"http_version": version}
-        else:
-            http10, extensions, fields = self._unusual_head(fields)
+            extensions = {"http_version": "1.1"}
+            request = _HEAD_11 if method == b"HEAD" else _PLAIN_11
         if self._carry + self._unreported + self._chunk_size > self._max_head:
-            self._check_head_size(fields, len(self._url) + 16)  # it may be too large
-        tunnel = None
-        if self._expect or self._upgrade is not None or method == b"CONNECT":
-            tunnel = self._rare_kinds(method, http10, extensions)
-        self._sid += 1
-        self._queue.append(Headers(self._sid, fields, False, extensions))
-        self._requests.append((method == b"HEAD", http10, keep_alive, tunnel))
+            self._check_request_size(fields)  # it may be too large
+        sid = self._sid = self._sid + 1
+        event = NEW_EVENT(Headers)  # Headers(sid, fields, False, extensions), see NEW_EVENT
+        event.stream_id = sid
+        event.fields = fields
+        event.end_stream = False
+        event.extensions = extensions
+        self._queue.append(event)
+        self._requests.append(request)
         self._keep_alive = keep_alive
         self._url = b""
-        self._host = self._connection = self._upgrade = None
-        self._expect = False
+        self._host = None
         self._in_head = False  # later on_header calls are trailers
         self._dropped = 0
-        self._fields = []
+        # The next head's list, made now: trailers (rare) land after its pseudo
+        # fields, so on_message_complete makes no list when there are none.
+        self._fields = [_PLACEHOLDER, _PLACEHOLDER, _PLACEHOLDER, _PLACEHOLDER]
+
+    def _check_request_size(self, fields: list[tuple[bytes, bytes]]) -> None:
+        host = self._host  # consumed, not in fields: counted as a dropped field
+        self._dropped += 0 if host is None else len(host) + 8
+        self._check_head_size(fields, len(self._url) + 16)
 
     def on_message_complete(self) -> None:
-        self._end_message()
+        # Once per request: mark its last event, or queue its trailers.
+        self._in_message = False
+        self._in_head = True
+        self._chunk = None  # a message that begins next does not begin at the read's start
+        fields = self._fields
+        if len(fields) > 4:  # chunked trailer fields, after the next head's placeholders
+            self._fields = self._new_fields()
+            self._queue_trailers(fields[4:])
+        else:
+            queue = self._queue
+            if queue:  # still queued means still ours: the last event carries the end
+                queue[-1].end_stream = True
+            else:
+                queue.append(Data(self._sid, b"", True, {}))
         if not self._keep_alive:
             # The client said close (or is HTTP/1.0): whatever it sends next is
             # never answered, so it is not parsed (llhttp would call it an error
@@ -206,13 +220,27 @@ class ServerConnection(MessageReader):
         return self._upgrade or method
 
     def _unusual_head(
-        self, fields: list[tuple[bytes, bytes]]
-    ) -> tuple[bool, dict[str, Any], list[tuple[bytes, bytes]]]:
-        method = self._fields[0][1]
-        version = self._checked_version(len(method) + len(self._url) + 2)
-        if self._connection is not None:
-            fields = without_named(fields, connection_tokens(self._connection))
-        return version == "1.0", {"http_version": version}, fields
+        self, fields: list[tuple[bytes, bytes]], method: bytes, keep_alive: bool
+    ) -> tuple[bool, dict[str, Any], list[tuple[bytes, bytes]], bytes | None]:
+        """A head with a hop-by-hop field or Expect, not keep-alive, or CONNECT.
+
+        Returns (is HTTP/1.0, extensions, fields minus those Connection named, tunnel).
+        """
+        connection = self._connection
+        if connection is None and keep_alive:
+            version = "1.1"  # as in on_headers_complete
+        else:
+            version = self._checked_version(len(method) + len(self._url) + 2)
+            if connection is not None and connection is not KEEP_ALIVE:
+                fields = without_named(fields, connection_tokens(connection))
+        http10 = version == "1.0"
+        extensions: dict[str, Any] = {"http_version": version}
+        tunnel = None
+        if self._expect or self._upgrade is not None or method == b"CONNECT":
+            tunnel = self._rare_kinds(method, http10, extensions)
+        self._connection = self._upgrade = None
+        self._expect = self._unusual = False
+        return http10, extensions, fields, tunnel
 
     def _reply(self, code: int, message: str) -> bytes | None:
         return _CANNED.get(code) or error_reply(code, message)
@@ -228,15 +256,20 @@ class ServerConnection(MessageReader):
     def next_event(self) -> NextEvent:
         """The next request event; PAUSED while a complete request awaits its response."""
         if self._hold:
-            return self._held()
+            if self._queue or self._terminal is not None or self._tunnel or self._current is None:
+                return self._held()
+            return NEED_DATA  # a request awaits its response and nothing follows yet
         queue = self._queue
         if not queue:
-            return self._at_end()
+            return NEED_DATA if self._terminal is None else self._at_end()
         event = queue.popleft()
         if event.__class__ is Headers:
             self._current = self._requests.popleft()
-            self._request_done = False
-        if event.end_stream:
+            if event.end_stream:  # the whole request: hold what follows
+                self._request_done = self._hold = True
+            else:
+                self._request_done = False
+        elif event.end_stream:
             self._request_done = True
             self._hold = self._current is not None
         return event
@@ -257,77 +290,120 @@ class ServerConnection(MessageReader):
 
     def send(self, event: Event) -> Buffers:
         """Encode one response event. Raises LocalProtocolError on misuse."""
+        # Hot path, twice per exchange: a response head and its body are
+        # encoded here in one function (fields, framing, connection, the CR/LF
+        # check, a content-length body) rather than in ~15-line helpers; each
+        # Python call and bytecode saved is measurable (bench/codec_http1.py).
         try:
             if type(event) is Data:
-                return self._send_data(event)
-            if type(event) is Headers:
-                return self._send_headers(event)
-            if type(event) is Trailers:
-                return self._send_trailers(event)
+                out = self._out
+                if out is None:
+                    raise LocalProtocolError("Data sent before a response head")
+                end = event.end_stream
+                if out.mode == LENGTH:  # BodyWriter.data, its common case written out
+                    buffers: Buffers = event.payload
+                    remaining = out.remaining = out.remaining - len(buffers)
+                    if remaining < 0 or (end and remaining):
+                        raise out.mismatch()
+                else:
+                    buffers = out.data(event.payload, end)
+                if end:  # _end_response, written out
+                    self._out = self._current = None
+                    if not self._request_done:
+                        self._close = True  # the rest of the request body was never read
+                    self._hold = self._close or self._tunnel
+                return buffers
+            if type(event) is not Headers:
+                return self._send_other(event)
+            fields = event.fields
+            status = fields[0][1] if fields[0][0] == b":status" else b""
+            line = _BODY_STATUS_LINES.get(status)  # 2xx to 5xx but 204 and 304
+            if line is None:
+                line = STATUS_LINES.get(status)
+                if line is None:
+                    raise LocalProtocolError(f"a response starts with a valid :status: {fields[0]}")
+                bodiless = True
+            else:
+                bodiless = False
+            request = self._current
+            if request is None or self._out is not None:
+                raise LocalProtocolError("no request is waiting for a response head")
+            if bodiless and status[0] == 0x31:  # b"1": informational, the exchange goes on
+                return self._send_informational(event, request, status, line)
+            lines = [line]
+            append = lines.append
+            length: bytes | None = None
+            close = False
+            for field in fields:  # what forwardable() does, plus content-length and close
+                if field[0] not in SPECIAL:
+                    append(b": ".join(field))
+                elif field[0] == b"content-length":
+                    value = field[1]
+                    if length is None:
+                        if not value.isdigit():
+                            raise LocalProtocolError(f"content-length must be digits, not {value!r}")
+                        append(b"content-length: " + value)
+                        length = value
+                    elif value != length:
+                        raise LocalProtocolError(
+                            f"conflicting content-length fields {length!r} and {value!r}"
+                        )
+                elif field[0] == b"connection" and b"close" in connection_tokens(field[1]):
+                    close = True  # a filter or the proxy itself asks to close
+            no_body, http10, keep_alive, tunnel = request
+            if tunnel is not None:
+                # A 2xx opens a CONNECT tunnel; any other answer to CONNECT or to an
+                # Upgrade request leaves bytes behind that were never parsed: close.
+                self._tunnel = tunnel == b"CONNECT" and status[0] == 0x32
+                close = close or not self._tunnel
+            # How the body is delimited (RFC 9112 6.3), and the field saying so.
+            if no_body or bodiless or self._tunnel:
+                mode = NONE  # HEAD keeps the content-length it was given
+            elif length is not None:
+                mode = LENGTH
+            elif event.end_stream:
+                mode = NONE
+                append(b"content-length: 0")
+            elif http10:
+                mode = CLOSE  # HTTP/1.0 knows no chunked framing
+            else:
+                mode = CHUNKED
+                append(b"transfer-encoding: chunked")
+            if close or self._close or not keep_alive or mode == CLOSE:
+                append(b"connection: close")
+                self._close = True
+            elif http10:
+                append(b"connection: keep-alive")
+            bare = b"".join(lines)  # finish_head, written out
+            if 13 in bare or 10 in bare:
+                raise LocalProtocolError("a header name or value contains CR or LF")
+            append(b"\r\n")
+            head = b"\r\n".join(lines)
+            out = self._writer
+            out.mode = mode
+            out.remaining = int(length) if length is not None and mode == LENGTH else 0
+            if event.end_stream or self._tunnel:
+                out.finish()
+                self._end_response()
+            else:
+                self._out = out
+            return head
         except (TypeError, ValueError, IndexError, AttributeError) as exc:
             raise LocalProtocolError(f"cannot encode {event!r}: {exc}") from exc
+
+    def _send_other(self, event: Event) -> Buffers:
+        """Trailers, Reset, or a misuse."""
+        if type(event) is Trailers:
+            out = self._out
+            if out is None:
+                raise LocalProtocolError("Trailers sent before a response head")
+            buffers = out.trailers(event.fields)
+            self._end_response()
+            return buffers
         if type(event) is Reset:  # HTTP/1 cannot abandon one exchange: close instead
             self._close = self._hold = True
             return b""
         raise LocalProtocolError(f"not an event: {event!r}")
-
-    def _send_data(self, event: Data) -> Buffers:
-        out = self._out
-        if out is None:
-            raise LocalProtocolError("Data sent before a response head")
-        buffers = out.data(event.payload, event.end_stream)
-        if event.end_stream:
-            self._end_response()
-        return buffers
-
-    def _send_trailers(self, event: Trailers) -> Buffers:
-        out = self._out
-        if out is None:
-            raise LocalProtocolError("Trailers sent before a response head")
-        buffers = out.trailers(event.fields)
-        self._end_response()
-        return buffers
-
-    def _send_headers(self, event: Headers) -> bytes:
-        status = event.fields[0][1] if event.fields[0][0] == b":status" else b""
-        line = STATUS_LINES.get(status)
-        if line is None:
-            raise LocalProtocolError(f"a response starts with a valid :status: {event.fields[0]}")
-        request = self._current
-        if request is None or self._out is not None:
-            raise LocalProtocolError("no request is waiting for a response head")
-        if status[0] == 0x31:  # b"1": informational, the exchange goes on
-            return self._send_informational(event, request, status, line)
-        return self._send_final(event, request, status, line)
-
-    def _send_final(self, event: Headers, request: _Request, status: bytes, line: bytes) -> bytes:
-        head, http10, keep_alive, tunnel = request
-        lines = [line]
-        length, close = _copy_fields(event.fields, lines)
-        if tunnel is not None:
-            # A 2xx opens a CONNECT tunnel; any other answer to CONNECT or to an
-            # Upgrade request leaves bytes behind that were never parsed: close.
-            self._tunnel = tunnel == b"CONNECT" and status[0] == 0x32
-            close = close or not self._tunnel
-        mode, framing = _framing(status, head or self._tunnel, length, event.end_stream, http10)
-        if framing:
-            lines.append(framing)
-        close = close or self._close or not keep_alive or mode == CLOSE
-        if close:
-            lines.append(b"connection: close")
-            self._close = True
-        elif http10:
-            lines.append(b"connection: keep-alive")
-        encoded = finish_head(lines)
-        out = self._writer
-        out.mode = mode
-        out.remaining = int(length) if length is not None and mode == LENGTH else 0
-        if event.end_stream or self._tunnel:
-            out.finish()
-            self._end_response()
-        else:
-            self._out = out
-        return encoded
 
     def _send_informational(
         self, event: Headers, request: _Request, status: bytes, line: bytes
