@@ -127,9 +127,12 @@ class ClientConnection(MessageReader):
             if self._close or self._terminal is not None:
                 raise LocalProtocolError("the connection is closing, closed or no longer HTTP")
             fields = event.fields
-            if len(fields) >= 4 and (fields[0][0], fields[1][0], fields[2][0], fields[3][0]) == _CANONICAL:
-                # The server role's order: no lookup table (see _request_head).
-                method, authority, target = fields[0][1], fields[2][1], fields[3][1]
+            try:  # the server role's order: no lookup table (see _request_head)
+                (n0, method), (n1, _), (n2, authority), (n3, target) = fields[:4]
+                canonical = (n0, n1, n2, n3) == _CANONICAL
+            except ValueError:  # fewer fields, or not pairs: _request_head sorts it out
+                canonical = False
+            if canonical:
                 lines = [method, target, authority]  # for the CR/LF check, see below
                 append = lines.append
                 length = None
@@ -148,15 +151,11 @@ class ClientConnection(MessageReader):
             if not method or not target or 32 in method or 32 in target:  # 32: b" " (memchr)
                 raise LocalProtocolError(f"bad request line from :method {method!r}, :path {target!r}")
             end = event.end_stream
-            if length is not None:
-                mode = LENGTH
-            elif end:
-                mode = NONE
-                if method in _BODY_METHODS:
+            if length is None:
+                if not end:
+                    append(b"transfer-encoding: chunked")
+                elif method in _BODY_METHODS:
                     append(b"content-length: 0")
-            else:
-                mode = CHUNKED
-                append(b"transfer-encoding: chunked")
             extensions = event.extensions
             if "upgrade" in extensions and extensions["upgrade"].__class__ is bytes:
                 lines += (b"connection: upgrade", b"upgrade: " + extensions["upgrade"])
@@ -176,8 +175,10 @@ class ClientConnection(MessageReader):
             self._request_done = end
             if not end:
                 out = self._out = self._writer
-                out.mode = mode
-                out.remaining = 0 if length is None else int(length)
+                if length is None:
+                    out.mode, out.remaining = CHUNKED, 0
+                else:
+                    out.mode, out.remaining = LENGTH, int(length)
             elif length is not None and int(length):
                 out = self._writer  # the length announces a body that never comes
                 out.mode, out.remaining = LENGTH, int(length)
@@ -231,6 +232,11 @@ class ClientConnection(MessageReader):
         if name not in HOP_BY_HOP:
             self._fields.append((name, value.rstrip()))
             return
+        if (name == b"connection" and value in KEEP_ALIVE_SPELLINGS
+                and self._connection is None and self._in_head):  # fmt: skip
+            self._connection = KEEP_ALIVE  # what note_connection() makes of it
+            self._dropped += 24  # len(b"connection") + len(b"keep-alive") + 4
+            return
         value = value.rstrip()
         self._dropped += len(name) + len(value) + 4
         if not self._in_head:
@@ -258,8 +264,8 @@ class ClientConnection(MessageReader):
         if connection is None and keep_alive:
             extensions: dict[str, Any] = {"http_version": "1.1"}  # see the server role
         elif connection is KEEP_ALIVE and keep_alive:  # nginx's habit: only the version
-            start = self._start  # _checked_version(0), its common case written out
-            if start is self._chunk and start is not None and start[:8] == b"HTTP/1.1":
+            start = self._chunk  # _checked_version(0), its common case written out
+            if start is not None and start[:8] == b"HTTP/1.1":
                 extensions = {"http_version": "1.1"}
             else:
                 extensions = {"http_version": self._checked_version(0)}
@@ -303,7 +309,7 @@ class ClientConnection(MessageReader):
             self._informational = True
 
     def on_message_complete(self) -> None:
-        self._in_message = False
+        self._idle.append(True)  # between messages (see MessageReader._idle)
         self._in_head = True
         self._chunk = None  # the next message does not begin at the read's start
         if self._informational:  # a 1xx: the final response is still to come
@@ -391,7 +397,7 @@ class ClientConnection(MessageReader):
             self._parser, self._detour = main, False
         if self._stopped:
             return
-        if self._in_message:  # llhttp now waits for a body this response never has
+        if not self._idle:  # llhttp now waits for a body this response never has
             if connect and self._response is not None:
                 self._response.extensions["upgrade"] = True
                 self._keep_alive = True

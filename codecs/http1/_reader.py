@@ -22,6 +22,7 @@ head. A head, a trailer block or a chunk-size line queues no event, so:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from httptools import HttpParserError, HttpParserUpgrade
@@ -66,7 +67,7 @@ class MessageReader:
     # in a shared-key instance dict).
     __slots__ = (
         "_queue", "_terminal", "_stopped", "_close", "_max_head", "_unreported", "_carry",
-        "_chunk_size", "_dropped", "_in_head", "_in_message", "_chunk", "_start", "_sid",
+        "_chunk_size", "_dropped", "_in_head", "_idle", "on_message_begin", "_chunk", "_sid",
         "_fields", "_callback_error", "trailing_data", "_parser",
     )
 
@@ -83,9 +84,15 @@ class MessageReader:
         self._chunk_size = 0  # size of the read being parsed
         self._dropped = 0  # wire size of head fields consumed rather than kept
         self._in_head = True
-        self._in_message = False
-        self._chunk: bytes | bytearray | memoryview | None = None  # the read being parsed
-        self._start: bytes | bytearray | memoryview | None = None  # where the message began
+        # Between messages while not empty. llhttp's on_message_begin is its
+        # clear(): a C-level callable instead of a Python callback (the call
+        # alone costs more than the work); on_message_complete appends again.
+        self._idle = [True]
+        self.on_message_begin: Callable[[], None] = self._idle.clear
+        # The read being parsed, while the message being parsed began at its
+        # start (or after CRLFs llhttp skips): its start line is readable there,
+        # see _checked_version. None once a message ended in it.
+        self._chunk: bytes | bytearray | memoryview | None = None
         self._sid = 0
         self._fields = self._new_fields()
         self._callback_error: RemoteProtocolError | None = None
@@ -115,9 +122,8 @@ class MessageReader:
         queue = self._queue
         queued = len(queue)
         size = self._chunk_size = len(data)
-        # A message beginning now begins at data[0] (or after CRLFs llhttp skips):
-        # its start line is readable there, see _checked_version.
-        self._chunk = None if self._in_message else data
+        # A message beginning now begins at data[0] (or after CRLFs llhttp skips).
+        self._chunk = data if self._idle else None
         try:
             self._parser.feed_data(data)
         except HttpParserUpgrade as switch:
@@ -139,7 +145,7 @@ class MessageReader:
     def _end_of_input(self) -> None:
         self._stopped = True
         self._close = True  # nothing more can come in: the connection is done
-        if self._in_message:
+        if not self._idle:  # inside a message
             self._eof_mid_message()
         else:
             self._terminal = CLOSED
@@ -171,10 +177,6 @@ class MessageReader:
 
     # -- httptools callbacks shared by both roles ----------------------------
 
-    def on_message_begin(self) -> None:
-        self._in_message = True
-        self._start = self._chunk
-
     def _checked_version(self, offset: int) -> str:
         """The head's HTTP version, 1.0 or 1.1, else a 505 (server) / error (client).
 
@@ -182,8 +184,8 @@ class MessageReader:
         began at the start of the read being parsed, its start line is right
         there: at ``offset`` in the request line, at 0 in a status line.
         """
-        start = self._start
-        if start is not None and start is self._chunk and start[offset : offset + 5] == b"HTTP/":
+        start = self._chunk
+        if start is not None and start[offset : offset + 5] == b"HTTP/":
             number = start[offset + 5 : offset + 8]
             if number == b"1.1":
                 return "1.1"

@@ -187,7 +187,7 @@ class ServerConnection(MessageReader):
 
     def on_message_complete(self) -> None:
         # Once per request: mark its last event, or queue its trailers.
-        self._in_message = False
+        self._idle.append(True)  # between messages (see MessageReader._idle)
         self._in_head = True
         self._chunk = None  # a message that begins next does not begin at the read's start
         fields = self._fields
@@ -334,7 +334,7 @@ class ServerConnection(MessageReader):
             append = lines.append
             length: bytes | None = None
             close = False
-            for field in fields:  # what forwardable() does, plus content-length and close
+            for field in fields[1:]:  # forwardable(), plus content-length and close
                 if field[0] not in SPECIAL:
                     append(b": ".join(field))
                 elif field[0] == b"content-length":
@@ -350,30 +350,13 @@ class ServerConnection(MessageReader):
                         )
                 elif field[0] == b"connection" and b"close" in connection_tokens(field[1]):
                     close = True  # a filter or the proxy itself asks to close
-            no_body, http10, keep_alive, tunnel = request
-            if tunnel is not None:
-                # A 2xx opens a CONNECT tunnel; any other answer to CONNECT or to an
-                # Upgrade request leaves bytes behind that were never parsed: close.
-                self._tunnel = tunnel == b"CONNECT" and status[0] == 0x32
-                close = close or not self._tunnel
-            # How the body is delimited (RFC 9112 6.3), and the field saying so.
-            if no_body or bodiless or self._tunnel:
-                mode = NONE  # HEAD keeps the content-length it was given
-            elif length is not None:
+            if request is _PLAIN_11 and length is not None and not (bodiless or close or self._close):
+                # The usual answer to the usual request: a content-length body,
+                # and the connection stays open (no connection field to add).
                 mode = LENGTH
-            elif event.end_stream:
-                mode = NONE
-                append(b"content-length: 0")
-            elif http10:
-                mode = CLOSE  # HTTP/1.0 knows no chunked framing
+                remaining = int(length)
             else:
-                mode = CHUNKED
-                append(b"transfer-encoding: chunked")
-            if close or self._close or not keep_alive or mode == CLOSE:
-                append(b"connection: close")
-                self._close = True
-            elif http10:
-                append(b"connection: keep-alive")
+                mode, remaining = self._framing(event, request, status, bodiless, length, close, lines)
             bare = b"".join(lines)  # finish_head, written out
             if 13 in bare or 10 in bare:
                 raise LocalProtocolError("a header name or value contains CR or LF")
@@ -381,7 +364,7 @@ class ServerConnection(MessageReader):
             head = b"\r\n".join(lines)
             out = self._writer
             out.mode = mode
-            out.remaining = int(length) if length is not None and mode == LENGTH else 0
+            out.remaining = remaining
             if event.end_stream or self._tunnel:
                 out.finish()
                 self._end_response()
@@ -390,6 +373,42 @@ class ServerConnection(MessageReader):
             return head
         except (TypeError, ValueError, IndexError, AttributeError) as exc:
             raise LocalProtocolError(f"cannot encode {event!r}: {exc}") from exc
+
+    def _framing(
+        self, event: Headers, request: _Request, status: bytes, bodiless: bool,
+        length: bytes | None, close: bool, lines: list[bytes],
+    ) -> tuple[int, int]:
+        """How this response's body is delimited (RFC 9112 6.3): (mode, remaining).
+
+        Appends the fields that say so, and ``connection: close`` (or
+        ``keep-alive`` for HTTP/1.0) when the connection will close.
+        """
+        no_body, http10, keep_alive, tunnel = request
+        if tunnel is not None:
+            # A 2xx opens a CONNECT tunnel; any other answer to CONNECT or to an
+            # Upgrade request leaves bytes behind that were never parsed: close.
+            self._tunnel = tunnel == b"CONNECT" and status[0] == 0x32
+            close = close or not self._tunnel
+        remaining = 0
+        if no_body or bodiless or self._tunnel:
+            mode = NONE  # HEAD keeps the content-length it was given
+        elif length is not None:
+            mode = LENGTH
+            remaining = int(length)
+        elif event.end_stream:
+            mode = NONE
+            lines.append(b"content-length: 0")
+        elif http10:
+            mode = CLOSE  # HTTP/1.0 knows no chunked framing
+        else:
+            mode = CHUNKED
+            lines.append(b"transfer-encoding: chunked")
+        if close or self._close or not keep_alive or mode == CLOSE:
+            lines.append(b"connection: close")
+            self._close = True
+        elif http10:
+            lines.append(b"connection: keep-alive")
+        return mode, remaining
 
     def _send_other(self, event: Event) -> Buffers:
         """Trailers, Reset, or a misuse."""
