@@ -155,6 +155,12 @@ class Headers:
     ``fields`` are ``(name, value)`` byte pairs, names lower case, pseudo
     fields (``:method``...) first for HTTP-like protocols. ``end_stream``
     says no Data follows.
+
+    A request that gets no reply at all (a Thrift ``oneway`` call) carries
+    ``extensions["oneway"] = True`` (server role, on its only event): the
+    multiplexed session writes it upstream and finishes the exchange at once,
+    keeps nothing pending for it, and never answers it downstream, not even
+    with a local reply.
     """
 
     stream_id: int

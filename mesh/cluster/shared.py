@@ -93,6 +93,13 @@ class SharedConnection:
         self.write(Headers(uid, request.fields, request.end_stream, request.extensions))
         return uid
 
+    def send_oneway(self, request: Headers) -> int:
+        """Send a request that gets no reply (``extensions["oneway"]``); nothing stays pending."""
+        uid = self._next_id
+        self._next_id = 1 if uid >= _MAX_ID else uid + 1
+        self.write(Headers(uid, request.fields, request.end_stream, request.extensions))
+        return uid
+
     def write(self, event: Event) -> None:
         """Queue an event (head, body, reset) already carrying its upstream id."""
         self.conn.write_buffers(self.cc.send(event))

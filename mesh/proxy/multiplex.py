@@ -207,10 +207,23 @@ class MultiplexSession:
         shared = await pool.acquire(endpoint)
         endpoint.active_requests += 1
         inflight.shared = shared
+        if exchange.request.extensions.get("oneway"):
+            self._forward_oneway(inflight, shared)
+            return
         inflight.uid = shared.submit(exchange.request, inflight)
         if route.timeout:
             inflight.deadline = time.monotonic() + route.timeout
             self._wake_timer.set()
+
+    def _forward_oneway(self, inflight: _InFlight, shared: SharedConnection) -> None:
+        """A request that gets no reply (``extensions["oneway"]``, Thrift oneway calls).
+
+        Written upstream under a fresh id and finished at once: no pending sink on
+        the shared connection, no deadline, nothing ever sent downstream for it.
+        """
+        shared.send_oneway(inflight.exchange.request)
+        self._finish(inflight)
+        self._emit(inflight, [])
 
     def _reply(self, inflight: _InFlight, event: Event) -> None:
         if inflight.done:
@@ -241,6 +254,10 @@ class MultiplexSession:
     def _local_reply(self, inflight: _InFlight, status: Status) -> None:
         exchange = inflight.exchange
         exchange.local_status = status
+        if exchange.request.extensions.get("oneway"):  # no reply can carry the error
+            self._finish(inflight)
+            self._emit(inflight, [])
+            return
         message = f"{status.name}: {exchange.upstream_failure or status.name.lower()}"
         events = self.cc.local_reply(exchange.request, status, message)
         exchange.response = next((e for e in events if type(e) is Headers), None)
