@@ -10,12 +10,14 @@ from __future__ import annotations
 from mesh.codec import ConnectionOptions, Event, Headers
 
 from ._commands import COMMANDS, Command, hash_slot_key, keys_of
+from ._fanout import KeyFanout
 from ._resp import error_reply
 
 __all__ = ["LocalAnswers"]
 
 _OK = b"+OK\r\n"
 _ERROR = [(b":error", b"ERR")]
+_SPLIT = frozenset(("mget", "mset", "sum"))
 
 
 def _bulk(value: bytes) -> bytes:
@@ -59,18 +61,32 @@ class LocalAnswers:
             return self._reply(request, self._answer(name, args))
         if kind == "deny":
             return self._error(request, f"{_text(name).upper()} refused: {cmd.note}")
-        keys = keys_of(cmd, args)
         if kind == "mset" and (n - 1) % 2:
             return self._error(request, f"wrong number of arguments for '{_text(name)}' command")
+        if kind != "same":
+            return None  # mget/mset/sum: split per shard by fan_out when keys spread
+        keys = keys_of(cmd, args)
         slot = hash_slot_key(keys[0])
         if all(hash_slot_key(k) == slot for k in keys):
             return None
-        if kind == "same":
-            return self._error(request, f"{_text(name).upper()} keys may live on different shards; "
-                               "give them a common {hash tag}")
-        # mget/mset/sum: splitting per shard is not there yet
-        return self._error(request, f"{_text(name).upper()} over keys that may live on different "
-                           "shards is not supported yet; give them a common {hash tag}")
+        return self._error(request, f"{_text(name).upper()} keys may live on different shards; "
+                           "give them a common {hash tag}")
+
+    def fan_out(self, request: Headers) -> KeyFanout | None:
+        """MGET/MSET/DEL/UNLINK/EXISTS/TOUCH over keys with different hash tags: the parts.
+
+        The optional ``fan_out`` hook of ``mesh.codec.CodecConnection``; None sends the
+        command whole to the shard of its first key.
+        """
+        args: list[bytes] = request.extensions["args"]
+        cmd = COMMANDS.get(args[0].lower())
+        if cmd is None or cmd.kind not in _SPLIT or len(args) < 3:
+            return None
+        keys = keys_of(cmd, args)
+        slot = hash_slot_key(keys[0])
+        if all(hash_slot_key(k) == slot for k in keys):
+            return None
+        return KeyFanout(request, cmd.kind, args)
 
     def _reply(self, request: Headers, raw: bytes) -> list[Event]:
         fields = _ERROR if raw[:1] == b"-" else []

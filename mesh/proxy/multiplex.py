@@ -35,6 +35,7 @@ from mesh.codec import (
 )
 from mesh.net.connection import Connection, ConnectionBroken
 from mesh.net.reaper import TICK
+from mesh.proxy.fanout import Fanout, FanoutJob
 from mesh.proxy.routing import route_exchange
 from mesh.stream import Exchange
 
@@ -55,7 +56,7 @@ class _InFlight:
     """One exchange between request and last reply event; the upstream's sink."""
 
     __slots__ = ("session", "exchange", "downstream_id", "shared", "uid", "done", "held",
-                 "deadline")
+                 "deadline", "fanout")
 
     def __init__(self, session: MultiplexSession, exchange: Exchange) -> None:
         self.session = session
@@ -66,6 +67,7 @@ class _InFlight:
         self.done = False
         self.held: list[Event] = []  # replies waiting for their turn (PIPELINE)
         self.deadline = 0.0  # monotonic time of the route timeout; 0 for none
+        self.fanout: FanoutJob | None = None  # split across endpoints (Redis MGET...)
 
     def on_event(self, event: Event) -> None:
         event.stream_id = self.downstream_id
@@ -73,6 +75,10 @@ class _InFlight:
 
     def on_failure(self, status: Status, reason: str) -> None:
         self.session._fail(self, status, reason)
+
+    def on_merged(self, events: list[Event]) -> None:
+        for event in events:
+            self.session._reply(self, event)
 
 
 class MultiplexSession:
@@ -84,6 +90,8 @@ class MultiplexSession:
         self.ordered = codec.pool_mode is PoolMode.PIPELINE
         #: optional codec hook: requests the proxy answers itself (Redis PING, HELLO...)
         self._local_answer = getattr(self.cc, "local_answer", None)
+        #: optional codec hook: requests split across shards (Redis MGET, MSET, DEL...)
+        self._fan_out = getattr(self.cc, "fan_out", None)
         self.active: dict[int, _InFlight] = {}
         self.order: deque[_InFlight] = deque()
         self._wake_writer = trio.Event()
@@ -202,6 +210,11 @@ class MultiplexSession:
         if not isinstance(pool, SharedPool):
             raise UpstreamError(Status.INTERNAL, f"cluster {cluster.name!r} speaks a one-at-a-time "
                                 "protocol; bridging from a multiplexed one is not supported yet")
+        if self._fan_out is not None and (route.hash_key or cluster.hash_key):
+            fanout = self._fan_out(exchange.request)
+            if fanout is not None:
+                await self._forward_split(inflight, fanout, pool)
+                return
         endpoint = cluster.pick(exchange.keys, exchange.source_ip, route.hash_key)
         exchange.endpoint = endpoint
         shared = await pool.acquire(endpoint)
@@ -224,6 +237,14 @@ class MultiplexSession:
         shared.send_oneway(inflight.exchange.request)
         self._finish(inflight)
         self._emit(inflight, [])
+
+    async def _forward_split(self, inflight: _InFlight, fanout: Fanout, pool: SharedPool) -> None:
+        job = inflight.fanout = FanoutJob(fanout, inflight.on_merged, inflight.on_failure)
+        route = inflight.exchange.route
+        if route is not None and route.timeout:
+            inflight.deadline = time.monotonic() + route.timeout
+            self._wake_timer.set()
+        await job.start(self.codec, pool, inflight.exchange)
 
     def _reply(self, inflight: _InFlight, event: Event) -> None:
         if inflight.done:
@@ -324,6 +345,8 @@ class MultiplexSession:
         route = inflight.exchange.route
         if inflight.shared is not None:
             inflight.shared.abandon(inflight.uid)
+        if inflight.fanout is not None:
+            inflight.fanout.abandon()
         timeout = route.timeout if route else 0
         self._fail(inflight, Status.TIMEOUT, f"no response within {timeout:g}s")
 
@@ -331,6 +354,8 @@ class MultiplexSession:
         for inflight in list(self.active.values()):
             if inflight.shared is not None:
                 inflight.shared.abandon(inflight.uid)
+            if inflight.fanout is not None:
+                inflight.fanout.abandon()
             if not inflight.done:
                 inflight.done = True
                 exchange = inflight.exchange

@@ -148,7 +148,9 @@ def test_local_answers_and_refusals() -> None:
     assert b"blocking" in _answer(conn, b"BLPOP", b"q", b"0")  # type: ignore[operator]
     assert b"unknown" in _answer(conn, b"FOO")  # type: ignore[operator]
     assert _answer(conn, b"MGET", b"{t}a", b"{t}b") is None
-    assert b"hash tag" in _answer(conn, b"MGET", b"a", b"b")  # type: ignore[operator]
+    assert _answer(conn, b"MGET", b"a", b"b") is None  # split per shard by fan_out
+    assert b"hash tag" in _answer(conn, b"RENAME", b"a", b"b")  # type: ignore[operator]
+    assert _answer(conn, b"MSET", b"a", b"1", b"b").startswith(b"-ERR wrong number")  # type: ignore[union-attr]
     assert _answer(conn, b"HELLO", b"3").startswith(b"%7\r\n")  # type: ignore[union-attr]
     assert conn.upstream_codec is not None  # type: ignore[attr-defined]
     assert _answer(conn, b"COMMAND", b"COUNT").startswith(b":")  # type: ignore[union-attr]
@@ -187,3 +189,76 @@ def test_twemproxy_hashing() -> None:
     ring = Ketama(eps)
     assert len(ring._points) == 480
     assert ring.pick("{tag}a") is ring.pick("{tag}b")
+
+
+# -- multi-key commands split per shard (codecs/redis/_fanout.py) ------------------------------
+
+
+def _request(*args: bytes) -> Headers:
+    conn = codec.connection(Role.SERVER, ConnectionOptions())
+    conn.receive_data(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+    event = conn.next_event()
+    assert isinstance(event, Headers)
+    return event
+
+
+def _fan_out(*args: bytes) -> Any:
+    conn = codec.connection(Role.SERVER, ConnectionOptions())
+    return conn.fan_out(_request(*args))  # type: ignore[attr-defined]
+
+
+def _reply(raw: bytes) -> Headers:
+    return Headers(0, [], True, {"raw": raw})
+
+
+def test_fan_out_only_when_keys_spread() -> None:
+    assert _fan_out(b"GET", b"a") is None
+    assert _fan_out(b"MGET", b"a") is None
+    assert _fan_out(b"MGET", b"{t}a", b"{t}b") is None
+    assert _fan_out(b"RENAME", b"a", b"b") is None
+    assert _fan_out(b"MGET", b"a", b"b").parts == 2
+    assert _fan_out(b"MSET", b"a", b"1", b"b", b"2").parts == 2
+    assert _fan_out(b"DEL", b"a", b"b", b"c").parts == 3
+
+
+def test_fan_out_parts_route_by_their_own_key() -> None:
+    fanout = _fan_out(b"MSET", b"a", b"1", b"b", b"2")
+    assert codec.request_keys(fanout.part(1)).get("key") == "b"
+    request = fanout.request([0, 1])
+    assert request.extensions["raw"] == b"*5\r\n$4\r\nMSET\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n"
+
+
+def test_mget_merge_keeps_key_order_and_nils() -> None:
+    fanout = _fan_out(b"MGET", b"a", b"b", b"c", b"d")
+    assert fanout.request([1, 3]).extensions["args"] == [b"MGET", b"b", b"d"]
+    fanout.collect([1, 3], _reply(b"*2\r\n$-1\r\n$2\r\nvd\r\n"))
+    fanout.collect([0, 2], _reply(b"*2\r\n$2\r\nva\r\n$1\r\n\r\r\n"))
+    (merged,) = fanout.result()
+    assert merged.extensions["raw"] == b"*4\r\n$2\r\nva\r\n$-1\r\n$1\r\n\r\r\n$2\r\nvd\r\n"
+    assert merged.stream_id == 1 and merged.fields == []
+
+
+def test_counts_are_summed_and_mset_says_ok_once() -> None:
+    fanout = _fan_out(b"EXISTS", b"a", b"b", b"c")
+    fanout.collect([0, 2], _reply(b":2\r\n"))
+    fanout.collect([1], _reply(b":0\r\n"))
+    assert fanout.result()[0].extensions["raw"] == b":2\r\n"
+    fanout = _fan_out(b"MSET", b"a", b"1", b"b", b"2")
+    fanout.collect([0], _reply(b"+OK\r\n"))
+    fanout.collect([1], _reply(b"+OK\r\n"))
+    assert fanout.result()[0].extensions["raw"] == b"+OK\r\n"
+
+
+def test_an_error_from_one_shard_is_the_whole_reply() -> None:
+    fanout = _fan_out(b"MGET", b"a", b"b")
+    fanout.collect([0], _reply(b"-ERR upstream unavailable\r\n"))
+    fanout.collect([1], _reply(b"*1\r\n$1\r\nx\r\n"))
+    (merged,) = fanout.result()
+    assert merged.extensions["raw"] == b"-ERR upstream unavailable\r\n"
+    assert merged.fields == [(b":error", b"ERR")]
+    fanout = _fan_out(b"MGET", b"a", b"b")
+    fanout.collect([0, 1], _reply(b"*1\r\n$1\r\nx\r\n"))  # a short array is not trusted
+    assert fanout.result()[0].extensions["raw"].startswith(b"-ERR unexpected MGET reply")
+    fanout = _fan_out(b"DEL", b"a", b"b")
+    fanout.collect([0], _reply(b"!5\r\nOOPS!\r\n"))
+    assert fanout.result()[0].extensions["raw"] == b"-OOPS!\r\n"
