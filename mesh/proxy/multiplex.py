@@ -228,6 +228,14 @@ class MultiplexSession:
             inflight.deadline = time.monotonic() + route.timeout
             self._wake_timer.set()
 
+    async def _forward_split(self, inflight: _InFlight, fanout: Fanout, pool: SharedPool) -> None:
+        job = inflight.fanout = FanoutJob(fanout, inflight.on_merged, inflight.on_failure)
+        route = inflight.exchange.route
+        if route is not None and route.timeout:
+            inflight.deadline = time.monotonic() + route.timeout
+            self._wake_timer.set()
+        await job.start(self.codec, pool, inflight.exchange)
+
     def _forward_oneway(self, inflight: _InFlight, shared: SharedConnection) -> None:
         """A request that gets no reply (``extensions["oneway"]``, Thrift oneway calls).
 
@@ -237,14 +245,6 @@ class MultiplexSession:
         shared.send_oneway(inflight.exchange.request)
         self._finish(inflight)
         self._emit(inflight, [])
-
-    async def _forward_split(self, inflight: _InFlight, fanout: Fanout, pool: SharedPool) -> None:
-        job = inflight.fanout = FanoutJob(fanout, inflight.on_merged, inflight.on_failure)
-        route = inflight.exchange.route
-        if route is not None and route.timeout:
-            inflight.deadline = time.monotonic() + route.timeout
-            self._wake_timer.set()
-        await job.start(self.codec, pool, inflight.exchange)
 
     def _reply(self, inflight: _InFlight, event: Event) -> None:
         if inflight.done:
