@@ -27,6 +27,8 @@ class BadFrame(ValueError):
 
 def _int(buf: bytes | bytearray, start: int, end: int, what: str) -> int:
     digits = buf[start:end]
+    if digits.isdigit() and end - start < 19:  # the common case: one check, one int()
+        return int(digits)
     body = digits[1:] if digits[:1] == b"-" else digits
     if not body or not body.isdigit() or len(body) > 18:
         raise BadFrame(f"invalid {what} {bytes(digits)[:32]!r}")

@@ -137,18 +137,30 @@ class Ketama(LoadBalancer):
         ring.sort(key=lambda item: item[0])  # stable: equal values keep server order, like qsort mostly
         self._points = [p for p, _ in ring]
         self._owners = [i for _, i in ring]
+        self._slots: dict[str, int] = {}
 
     def pick(self, hash_value: str | None = None) -> UpstreamEndpoint:
         if hash_value is None:
             return self._first_healthy(self.endpoints, random.randrange(len(self.endpoints)))
         points = self._points
-        slot = bisect.bisect_left(points, fnv1a_64(hash_tag(hash_value.encode("latin-1"))))
+        # fnv1a is a per-byte Python loop and keys repeat: remember where each key's hash
+        # lands on the ring (bounded; the ring never changes, health is checked below).
+        slot = self._slots.get(hash_value)
+        if slot is None:
+            slot = bisect.bisect_left(points, fnv1a_64(hash_tag(hash_value.encode("latin-1"))))
+            if len(self._slots) >= _SLOT_CACHE:
+                self._slots.clear()
+            self._slots[hash_value] = slot
         n = len(points)
         for step in range(n):
             endpoint = self.endpoints[self._owners[(slot + step) % n]]
             if endpoint.healthy():
                 return endpoint
         return self.endpoints[self._owners[slot % n]]  # panic: everyone is ejected
+
+
+#: keys whose ring slot a Ketama balancer remembers
+_SLOT_CACHE = 1 << 16
 
 
 def _f32(value: float) -> float:
