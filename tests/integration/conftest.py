@@ -40,6 +40,7 @@ from pathlib import Path
 
 import pytest
 
+from .dubbo_fixtures import dubbo_consumer, dubbo_provider, dubbo_provider_module  # noqa: F401
 from .mesh_harness import (
     BIG_SIZE,
     LIVE_LOGS,
