@@ -215,3 +215,72 @@ def test_redis_benchmark_without_errors(fleet: Fleet) -> None:
     assert out.returncode == 0, text
     assert "error" not in text.lower().replace("could not fetch server config", ""), text
     assert text.count("requests per second") == 11, text
+
+
+def test_a_dead_shard_fails_only_its_keys_then_is_ejected_and_comes_back(tmp_path: Path) -> None:
+    """twemproxy's server_failure_limit / server_retry_timeout, as passive_health:
+    consecutive_failures and ejection_time. Commands for the dead shard's keys get a clear
+    -ERR, the other shard's keys keep working; after the limit the shard is ejected and its
+    keys move to the live one; once ejection_time passes and it is back, they return."""
+    tools = require_tools("redis-server")
+    shards, procs = [free_port(), free_port()], []
+    proxy = free_port()
+    config = tmp_path / "mesh.yaml"
+    config.write_text(f"""\
+listeners:
+  - name: redis
+    address: {LOOPBACK}:{proxy}
+    protocol: redis
+    routes: [{{cluster: shards, timeout: 2s}}]
+clusters:
+  - name: shards
+    endpoints: [{LOOPBACK}:{shards[0]}, {LOOPBACK}:{shards[1]}]
+    lb: ketama
+    connect_timeout: 500ms
+    passive_health: {{consecutive_failures: 2, ejection_time: 2s}}
+admin: {{address: {LOOPBACK}:{free_port()}}}
+""")
+
+    def start(argv: list[str], port: int, name: str) -> subprocess.Popen[Any]:
+        log = tmp_path / f"{name}.log"
+        proc = subprocess.Popen(argv, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+        procs.append(proc)
+        _wait_port(port, proc, log)
+        return proc
+
+    def shard(port: int) -> subprocess.Popen[Any]:
+        return start([tools["redis-server"], "--port", str(port), "--bind", LOOPBACK, "--save", "",
+                      "--appendonly", "no", "--dir", str(tmp_path)], port, f"redis-{port}")
+
+    try:
+        shard(shards[0])
+        dead = shard(shards[1])
+        start([sys.executable, "-m", "mesh", "run", str(config)], proxy, "mesh")
+        client = redis.Redis(host=LOOPBACK, port=proxy, socket_timeout=10)
+        keys = [f"f:{i}" for i in range(40)]
+        for key in keys:
+            client.set(key, "v")
+        on_dead = [k for k in keys if redis.Redis(host=LOOPBACK, port=shards[1]).exists(k)]
+        on_live = [k for k in keys if k not in on_dead]
+        assert on_dead and on_live
+        stop_process(dead)
+        with pytest.raises(redis.ResponseError, match="upstream unavailable"):
+            client.get(on_dead[0])
+        assert client.get(on_live[0]) == b"v"  # only the affected command failed
+        with pytest.raises(redis.ResponseError, match="upstream unavailable"):
+            client.get(on_dead[1])
+        # ejected after 2 failures: the dead shard's keys now land on the live one
+        assert client.set(on_dead[0], "moved") is True
+        assert redis.Redis(host=LOOPBACK, port=shards[0]).get(on_dead[0]) == b"moved"
+        assert client.set(on_dead[2], "while ejected") is True  # on the live shard too
+        shard(shards[1])
+        deadline = time.monotonic() + 10  # ejection_time, then the first success brings it back
+        while client.get(on_dead[2]) is not None:  # None: asked the restarted (empty) shard
+            assert time.monotonic() < deadline, "the shard never came back"
+            time.sleep(0.1)
+        assert client.set(on_dead[2], "home") is True
+        assert redis.Redis(host=LOOPBACK, port=shards[1]).get(on_dead[2]) == b"home"
+        client.close()
+    finally:
+        for proc in reversed(procs):
+            stop_process(proc)
