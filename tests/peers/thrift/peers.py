@@ -138,8 +138,11 @@ def apache_server(gen: Path, transport: str, protocol: str, port: int, service: 
 
 
 def apache_client(gen: Path, transport: str, protocol: str, port: int, timeout_ms: int = 5000,
-                  service: str = "Echo", multiplex: bool = False, strict: bool = True) -> Any:
-    """A connected client (``.close()`` closes it); Apache sends seqid 0 on every call."""
+                  service: str = "Echo", multiplex: bool = False, strict: bool = True,
+                  mux_name: str | None = None) -> Any:
+    """A connected client (``.close()`` closes it); Apache sends seqid 0 on every call.
+
+    ``mux_name``: the TMultiplexedProtocol service name, when not ``service``."""
     from thrift.protocol import TBinaryProtocol, TCompactProtocol
     from thrift.protocol.TMultiplexedProtocol import TMultiplexedProtocol
     from thrift.transport import TSocket, TTransport
@@ -158,7 +161,7 @@ def apache_client(gen: Path, transport: str, protocol: str, port: int, timeout_m
         proto = (TCompactProtocol.TCompactProtocol(trans) if protocol == "compact"
                  else TBinaryProtocol.TBinaryProtocol(trans, strictWrite=strict))
     if multiplex:
-        proto = TMultiplexedProtocol(proto, service)
+        proto = TMultiplexedProtocol(proto, mux_name or service)
     client = getattr(mods, service).Client(proto)
     trans.open()
     client.close = trans.close
@@ -199,7 +202,7 @@ def thriftpy2_server(transport: str, protocol: str, port: int, service: str = "E
 
 
 def thriftpy2_client(transport: str, protocol: str, port: int, timeout_ms: int = 5000,
-                     service: str = "Echo", multiplex: bool = False) -> Any:
+                     service: str = "Echo", multiplex: bool = False, mux_name: str | None = None) -> Any:
     """A connected client; thriftpy2 sends seqid 0 on every call."""
     from thriftpy2.protocol import TMultiplexedProtocolFactory
     from thriftpy2.rpc import make_client
@@ -207,7 +210,7 @@ def thriftpy2_client(transport: str, protocol: str, port: int, timeout_ms: int =
     mod = thriftpy2_module()
     tf, pf = _tp2_factories(transport, protocol)
     if multiplex:
-        pf = TMultiplexedProtocolFactory(pf, service)
+        pf = TMultiplexedProtocolFactory(pf, mux_name or service)
     return make_client(getattr(mod, service), HOST, port, proto_factory=pf, trans_factory=tf,
                        timeout=timeout_ms)
 
