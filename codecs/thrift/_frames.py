@@ -155,6 +155,8 @@ def _head_in_frame(raw: bytes, max_header: int) -> Head:
 
 
 def _theader(buf: Buf, pos: int, end: int, size: int, max_header: int) -> Message:
+    if size < 10:
+        raise Malformed("THeader header longer than its frame")
     if pos + 14 > end:
         raise Short(pos + 14)
     _, flags, seqid, words = _TH_FIXED.unpack_from(buf, pos + 4)
