@@ -70,10 +70,12 @@ def _offsets(size: int) -> list[int]:
 @pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
 def test_truncations(vector: dict[str, Any]) -> None:
     data = vector["data"]
+    sequence = isinstance(vector["expect"], dict) and "seq" in vector["expect"]
     for cut in _offsets(len(data)):
-        with pytest.raises(HessianError):  # Hessian is prefix-free: no cut is a whole value
-            decode(data[:cut])
         read_or_error(data[:cut])  # a sequence may end cleanly at a value boundary
+        if not sequence:
+            with pytest.raises(HessianError):  # Hessian is prefix-free: no cut is a whole value
+                decode(data[:cut])
 
 
 @FAST
