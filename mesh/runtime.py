@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
@@ -59,7 +59,7 @@ class ProxyRuntime:
                 known = ", ".join(sorted(self.registry.filters)) or "none"
                 raise StartupError(f"listener {listener.name!r}: no filter named {name!r} "
                                    f"is installed (installed: {known})")
-            factories.append((plugin.obj, cfg))
+            factories.append((_checked(listener.name, name, plugin.obj), cfg))
         return compile_chain(factories)
 
     def _bind(self, what: str, host: str, port: int) -> socket.socket:
@@ -109,3 +109,16 @@ class ProxyRuntime:
                 log.info("stopping", signal=signal.Signals(signum).name)
                 scope.cancel()
                 return
+
+
+def _checked(listener: str, name: str, factory: Callable[[Mapping[str, Any]], Any]
+             ) -> Callable[[Mapping[str, Any]], Any]:
+    """``factory`` whose refusal of its settings names the listener and the filter."""
+
+    def make(config: Mapping[str, Any]) -> Any:
+        try:
+            return factory(config)
+        except (ValueError, TypeError) as exc:
+            raise StartupError(f"listener {listener!r}: filter {name!r}: {exc}") from None
+
+    return make

@@ -108,6 +108,9 @@ listeners:
   - name: dubbo
     address: {LOOPBACK}:{port}
     protocol: dubbo
+    filters:
+      - name: attachments
+        config: {{set: {{x-mesh-zone: zone-a}}, remove: [x-secret]}}
     routes:
       - name: canary-by-group
         match: {{service: com.rpcmesh.test.EchoService, group: canary}}
@@ -149,6 +152,18 @@ def test_routes_by_version_group_and_attachment(kind: str, fleet: dict[str, Any]
     tagged = stable.call("whoami", attachments={"x-tag": "gray"})
     assert tagged.kind == "server_error" and "not found service" in tagged.message
     assert stable.call("echo", "via tag", attachments={"x-tag": "gray"}).status == 80
+
+
+@pytest.mark.parametrize("kind", ["node", "python"])
+def test_attachments_filter_rewrites_only_the_attachments(kind: str, fleet: dict[str, Any],
+                                                          dubbo_consumer: DubboConsumerFactory) -> None:
+    consumer = dubbo_consumer(kind, fleet["port"], version="1.0.0")
+    seen = consumer.call("attachments", attachments={"x-secret": "s", "x-keep": "k"}).unwrap()
+    assert seen["x-mesh-zone"] == "zone-a" and seen["x-keep"] == "k" and "x-secret" not in seen
+    assert seen["path"] == "com.rpcmesh.test.EchoService"
+    size = 40000 if kind == "node" else 30000  # node: a chunked string; python: under 32768
+    arg = "\u4e2d" * size  # the arguments pass byte for byte in front of the new map
+    assert consumer.call("sizeOf", arg, timeout_ms=10000).unwrap() == size
 
 
 @pytest.mark.parametrize("kind", ["node", "python"])
