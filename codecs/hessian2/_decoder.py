@@ -172,7 +172,18 @@ class Decoder:
         count, pos2 = int_at(data, pos2)
         self._check_count(count, pos, CLASS_DEF, pos2)
         fields = []
+        size = len(data)
         for _ in range(count):
+            # Dubbo bodies resend their class definitions in every message: short ASCII field
+            # names are taken inline, without a call per name.
+            tag = data[pos2]
+            if tag < 0x20:
+                end = pos2 + 1 + tag
+                raw = data[pos2 + 1:end]
+                if end <= size and raw.isascii():
+                    fields.append(raw.decode("ascii"))
+                    pos2 = end
+                    continue
             field, pos2 = string_at(data, pos2, self.max_length)
             if field is None:
                 raise HessianError(f"hessian2: class definition at offset {pos} has a null "
