@@ -161,6 +161,11 @@ class Headers:
     multiplexed session writes it upstream and finishes the exchange at once,
     keeps nothing pending for it, and never answers it downstream, not even
     with a local reply.
+
+    An upstream that announces it is going away (Dubbo's READONLY event, a
+    heartbeat-like event of the client role) carries ``extensions["draining"]
+    = True``: its connection takes no new exchanges and the endpoint is left
+    out of balancing for its ejection time.
     """
 
     stream_id: int

@@ -163,7 +163,7 @@ class ClientConnection(_Role):
         if flags & FLAG_EVENT:
             ext: dict[str, Any] = {"frame": raw, "flags": flags, "event": True}
             if flags & FLAG_REQUEST and raw[HEADER:] == _READONLY:
-                ext["readonly"] = True  # the provider is going away: a draining host
+                ext["draining"] = True  # the provider is going away (mesh.codec Headers)
             return Headers(request_id, [], True, ext)
         if flags & FLAG_REQUEST:
             raise RemoteProtocolError("a provider sent a Dubbo request frame")

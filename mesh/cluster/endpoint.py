@@ -43,6 +43,10 @@ class UpstreamEndpoint:
             return True
         return False
 
+    def drain(self) -> None:
+        """The endpoint said it is going away: leave it out for the ejection time."""
+        self.ejected_until = time.monotonic() + self._ejection_time
+
     def record_success(self) -> None:
         self.consecutive_failures = 0
 

@@ -78,12 +78,13 @@ class SharedConnection:
         self.max_in_flight = max_in_flight
         self.pending: dict[int, ResponseSink] = {}
         self.closed = False
+        self.draining = False
         self._next_id = 1
         self._wake = trio.Event()
 
     @property
     def has_room(self) -> bool:
-        return not self.closed and len(self.pending) < self.max_in_flight
+        return not self.closed and not self.draining and len(self.pending) < self.max_in_flight
 
     def submit(self, request: Headers, sink: ResponseSink) -> int:
         """Send a request head under a fresh upstream id; returns that id."""
@@ -148,6 +149,9 @@ class SharedConnection:
             if cc.is_heartbeat(event):
                 for reply in cc.heartbeat_reply(event):
                     self.write(reply)
+                if event.extensions.get("draining"):
+                    self.draining = True  # no new exchanges; those in flight finish
+                    self.endpoint.drain()
                 continue
             sink = pending.get(event.stream_id)
             if sink is None:
