@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ._scalars import bad_tag, binary_at, double_at, int_at, long_at, string_at
-from ._skip import Skipped, skip_values
+from ._skip import Skipped, materialize, skip_values
 from ._types import HessianError, JavaBinary, JavaEnum, JavaList, JavaLong, JavaMap, JavaObject
 from ._wire import (
     CLASS_DEF,
@@ -257,21 +257,7 @@ class Decoder:
         self._check_ref(index, pos)
         value = self._refs[index]
         if type(value) is Skipped:
-            value = self._materialize(index, value, depth)
-        return value
-
-    def _materialize(self, index: int, skipped: Skipped, depth: int) -> Any:
-        """Build a value that ``skip`` stepped over, with the state it was written in."""
-        replay = Decoder(self._data, skipped.offset, max_depth=self.max_depth,
-                         max_length=self.max_length)
-        replay._refs = self._refs[:index]
-        replay._classes = self._classes[:skipped.classes]
-        replay._types = self._types[:skipped.types]
-        value = replay._value(depth)
-        refs = self._refs
-        for slot, built in enumerate(replay._refs[:len(refs)]):
-            if type(refs[slot]) is Skipped and type(built) is not Skipped:
-                refs[slot] = built
+            value = materialize(self, index, value, depth)
         return value
 
     def _list(self, pos: int, tag: int, depth: int) -> Any:

@@ -11,7 +11,7 @@ Text is not decoded or validated here, only measured.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ._scalars import bad_tag, binary_end, int_at, string_end
 from ._types import HessianError
@@ -132,3 +132,23 @@ def _skip_instance(dec: Decoder, pos: int, tag: int, depth: int) -> int:
                            f"definition {index}, but {len(classes)} are defined")
     dec._refs.append(Skipped(pos, len(classes), len(dec._types)))
     return skip_values(dec, end, len(classes[index][1]), depth)
+
+
+def materialize(dec: Decoder, index: int, skipped: Skipped, depth: int) -> Any:
+    """Build the value of reference slot ``index``, which ``skip`` stepped over.
+
+    It is decoded again from its offset by a decoder holding the state of that moment (the
+    slots, class definitions and types that preceded it); slots it builds on the way fill
+    the skipped slots of ``dec`` too, so identity holds for later references.
+    """
+    replay = type(dec)(dec._data, skipped.offset, max_depth=dec.max_depth,
+                       max_length=dec.max_length)
+    replay._refs = dec._refs[:index]
+    replay._classes = dec._classes[:skipped.classes]
+    replay._types = dec._types[:skipped.types]
+    value = replay._value(depth)
+    refs = dec._refs
+    for slot, built in enumerate(replay._refs[:len(refs)]):
+        if type(refs[slot]) is Skipped and type(built) is not Skipped:
+            refs[slot] = built
+    return value
