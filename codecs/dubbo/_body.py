@@ -41,6 +41,16 @@ class Call:
         self._attachments: dict[str, Any] | None = None
         self._attachments_at = 0
 
+    # Events compare by value (the same bytes cut into other reads give equal events): a Call
+    # is what its frame says, and the attachments cache does not change that.
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Call):
+            return NotImplemented
+        return self.raw == other.raw
+
+    def __hash__(self) -> int:
+        return hash(self.raw)
+
     @property
     def attachments(self) -> dict[str, Any]:
         """The attachments map (empty when absent); HessianError if the body is bad."""
