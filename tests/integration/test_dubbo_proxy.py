@@ -210,7 +210,7 @@ def test_telnet_text_is_refused_cleanly(mesh: MeshProxy) -> None:
     assert b"telnet" in reply and b"not available" in reply
 
 
-def test_garbage_gets_bad_request_and_the_worker_lives(mesh: MeshProxy, client: Any) -> None:
+def test_garbage_gets_bad_request_and_the_worker_lives(mesh: MeshProxy, client: Any) -> None:  # noqa: F811
     bad_magic = _exchange(mesh.port, b"\xda\xbc" + b"\x00" * 30)
     assert bad_magic[:2] == b"\xda\xbb" and bad_magic[3] == 40  # BAD_REQUEST
     header = b"\xda\xbb\xc2\x00" + struct.pack(">qI", 5, 3)
