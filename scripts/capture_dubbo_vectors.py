@@ -45,10 +45,10 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
 import capture_dubbo_frames as frames_script  # noqa: E402
-from mesh.codec import Role  # noqa: E402
 from mesh.conformance.capture import Recorder, Recording  # noqa: E402
 from mesh.conformance.vectors import Expect, Vector, dump  # noqa: E402
 
+from mesh.codec import Role  # noqa: E402
 from tests.integration.dubbo_peers import (  # noqa: E402
     INTERFACE,
     node_peers_missing,
