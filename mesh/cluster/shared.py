@@ -36,7 +36,8 @@ from mesh.codec import (
     Role,
     Status,
 )
-from mesh.net.connection import Connection, ConnectionBroken
+from mesh.net.connection import RECV_SIZE, Connection, ConnectionBroken
+from mesh.net.flush import flush_dirty, mark_dirty
 
 __all__ = ["ResponseSink", "SharedConnection", "SharedPool"]
 
@@ -81,6 +82,7 @@ class SharedConnection:
         self.draining = False
         self._next_id = 1
         self._wake = trio.Event()
+        self.dirty = False  # queued output not yet sent (mesh/net/flush.py)
 
     @property
     def has_room(self) -> bool:
@@ -104,7 +106,12 @@ class SharedConnection:
     def write(self, event: Event) -> None:
         """Queue an event (head, body, reset) already carrying its upstream id."""
         self.conn.write_buffers(self.cc.send(event))
-        self._wake.set()
+        if not self.dirty:
+            mark_dirty(self)  # sent when the reader that produced it ends its batch
+
+    def flush_now(self) -> None:
+        if not self.conn.closed and not self.conn.try_flush():
+            self._wake.set()  # the upstream is slow: the writer waits for it
 
     def abandon(self, uid: int) -> None:
         """An exchange gave up (timeout, client gone); keep order for PIPELINE."""
@@ -136,13 +143,17 @@ class SharedConnection:
 
     async def _reader(self) -> str:
         cc, conn, pending = self.cc, self.conn, self.pending
+        drained = False  # the last recv was short: the socket is empty, wait before reading
         while True:
             try:
                 event = cc.next_event()
             except RemoteProtocolError as exc:
                 return f"bad reply from upstream: {exc}"
             if event is NEED_DATA:
-                cc.receive_data(await conn.recv())
+                flush_dirty()  # this batch's replies to every client, one send each
+                data = await conn.recv(wait_first=drained)
+                drained = len(data) < RECV_SIZE
+                cc.receive_data(data)
                 continue
             if event is CLOSED or event is PAUSED:
                 return "upstream closed the connection"

@@ -129,6 +129,32 @@ class Connection:
             else:
                 self._consume(sent)
 
+    def try_flush(self) -> bool:
+        """Send what is queued without waiting; True when nothing is left queued.
+
+        Errors are left for ``flush`` to raise in the writer task: False.
+        """
+        out = self._out
+        if not out:
+            return True
+        try:
+            if len(out) == 1:
+                sent = self.sock.send(out[0])
+            elif self._out_size <= _JOIN_BELOW:
+                joined = b"".join(out)
+                out[:] = [joined]
+                sent = self.sock.send(joined)
+            else:
+                sent = self.sock.sendmsg(out[:_IOV_MAX])
+        except OSError:
+            return False
+        if sent == self._out_size:
+            out.clear()
+            self._out_size = 0
+            return True
+        self._consume(sent)
+        return False
+
     def _consume(self, sent: int) -> None:
         out = self._out
         self._out_size -= sent

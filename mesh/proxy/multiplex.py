@@ -33,7 +33,8 @@ from mesh.codec import (
     Role,
     Status,
 )
-from mesh.net.connection import Connection, ConnectionBroken
+from mesh.net.connection import RECV_SIZE, Connection, ConnectionBroken
+from mesh.net.flush import flush_dirty, mark_dirty
 from mesh.net.reaper import TICK
 from mesh.proxy.fanout import Fanout, FanoutJob
 from mesh.proxy.routing import route_exchange
@@ -95,14 +96,18 @@ class MultiplexSession:
         self.active: dict[int, _InFlight] = {}
         self.order: deque[_InFlight] = deque()
         self._wake_writer = trio.Event()
+        self.dirty = False  # queued output not yet sent (mesh/net/flush.py)
         self._wake_timer = trio.Event()
         self._drained = trio.Event()
         self._settled = trio.Event()
         self._idle = runtime.config.idle_timeout or math.inf
+        #: when an idle client is let go (mesh.net.reaper sweeps it); 0 while exchanges run
+        self.deadline = 0.0
 
     async def run(self, initial: bytes) -> None:
         if initial:
             self.cc.receive_data(initial)
+        self.lr.reaper.add(self)
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._writer)
@@ -125,21 +130,35 @@ class MultiplexSession:
         except ConnectionBroken:
             pass
         finally:
+            self.lr.reaper.discard(self)
             self._abandon_all()
             self.conn.close()
 
+    def expire(self) -> None:
+        """The reaper's call: idle past ``idle_timeout`` with nothing in flight, let it go."""
+        if not self.active:
+            self.conn.close()  # wakes the read loop's recv with ConnectionBroken
+
     async def _read_loop(self) -> None:
         cc, conn = self.cc, self.conn
+        drained = False  # the last recv was short: the socket is empty, wait before reading
         while True:
             event = cc.next_event()
             if event is NEED_DATA:
                 if conn.pending_output > _HIGH_WATER:
                     await self._drain()  # backpressure: the client is not reading
-                idle = self._idle if not self.active else math.inf
-                with trio.move_on_after(idle):
-                    cc.receive_data(await conn.recv())
-                    continue
-                return
+                if not self.active and self._idle < math.inf:
+                    self.deadline = time.monotonic() + self._idle
+                flush_dirty()  # this batch's requests and replies, one send each
+                try:
+                    data = await conn.recv(wait_first=drained)
+                except ConnectionBroken:
+                    if conn.closed:
+                        return  # let go by the reaper: idle
+                    raise
+                drained = len(data) < RECV_SIZE
+                cc.receive_data(data)
+                continue
             if event is CLOSED or event is PAUSED:
                 return
             if type(event) is Headers:
@@ -178,6 +197,7 @@ class MultiplexSession:
     async def _start(self, request: Headers) -> None:
         lr = self.lr
         lr.stats.requests += 1
+        self.deadline = 0.0  # busy: never idle-expired while exchanges run
         exchange = Exchange(lr.name, self.conn.peer, request, self.codec.request_keys(request),
                             time.monotonic())
         inflight = _InFlight(self, exchange)
@@ -290,6 +310,8 @@ class MultiplexSession:
         self.active.pop(inflight.downstream_id, None)
         if not self.active:
             self._settled.set()
+            if self._idle < math.inf:
+                self.deadline = time.monotonic() + self._idle
         exchange = inflight.exchange
         if inflight.shared is not None and exchange.endpoint is not None:
             exchange.endpoint.active_requests -= 1
@@ -317,7 +339,12 @@ class MultiplexSession:
         cc, conn = self.cc, self.conn
         for event in events:
             conn.write_buffers(cc.send(event))
-        self._wake_writer.set()
+        if not self.dirty:
+            mark_dirty(self)  # sent when the reader that produced it ends its batch
+
+    def flush_now(self) -> None:
+        if not self.conn.closed and not self.conn.try_flush():
+            self._wake_writer.set()  # the client is slow: the writer waits for it
 
     # -- timeouts ------------------------------------------------------------
 
@@ -338,6 +365,7 @@ class MultiplexSession:
             now = time.monotonic()
             for inflight in [i for i in self.active.values() if 0 < i.deadline <= now]:
                 self._expire(inflight)
+            flush_dirty()
 
     def _expire(self, inflight: _InFlight) -> None:
         if inflight.done or inflight.exchange.response is not None:

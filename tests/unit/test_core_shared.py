@@ -188,3 +188,34 @@ def test_error_reply_comes_after_the_replies_before_it() -> None:
         assert out.endswith(b"0 400 bad\r\n"), out
 
     _run("pipe", [{"cluster": "a"}], {"a": b"A"}, test)
+
+
+def test_idle_multiplexed_client_is_let_go_but_never_mid_exchange() -> None:
+    """idle_timeout for MULTIPLEX sessions: swept by the reaper, not a cancel scope per wait."""
+    outcome: dict[str, object] = {}
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            stats = {"accepted": 0}
+            upstream = await _upstream(nursery, b"A", "mux", stats)
+            listen = _free_port()
+            config = parse({
+                "listeners": [{"name": "l", "address": f"127.0.0.1:{listen}", "protocol": "mux",
+                               "idle_timeout": "300ms", "routes": [{"cluster": "a", "timeout": "5s"}]}],
+                "clusters": [{"name": "a", "endpoints": [f"127.0.0.1:{upstream}"]}],
+                "admin": None, "logging": {"access_log": False}}, "<test>")
+            await nursery.start(ProxyRuntime(config, _registry()).run)
+            with trio.fail_after(10):
+                # a call slower than idle_timeout is answered
+                outcome["slow"] = await _exchange(listen, [b"MUX 1 svc d700_x\r\n"], 1)
+                stream = await trio.open_tcp_stream("127.0.0.1", listen)
+                async with stream:
+                    started = trio.current_time()
+                    outcome["eof"] = await stream.receive_some(100)
+                    outcome["after"] = trio.current_time() - started
+            nursery.cancel_scope.cancel()
+
+    trio.run(main)
+    assert outcome["slow"] == [b"1 200 A:d700_x"]
+    assert outcome["eof"] == b""
+    assert 0.25 < outcome["after"] < 1.5  # type: ignore[operator]
