@@ -109,8 +109,10 @@ class _Role:
         flags = event.extensions.get("flags", 0)
         if not flags & FLAG_REQUEST or not flags & FLAG_TWO_WAY:
             return []  # a heartbeat response, or a one-way READONLY notice
-        # Byte-exact as Java's ExchangeCodec answers: event flag, OK, the same id, body 'N'.
-        raw = frame(FLAG_EVENT | (flags & SERIALIZATION), OK, event.stream_id, _NULL)
+        # Byte-exact as Java's ExchangeCodec answers a hessian2 probe: event flag, OK, the same
+        # id, body 'N'. The body is hessian2's null whatever the probe's serialization, so the
+        # header says hessian2 (Dubbo decodes a response by the id in its own header).
+        raw = frame(FLAG_EVENT | HESSIAN2, OK, event.stream_id, _NULL)
         return [Headers(event.stream_id, [], True, {"frame": raw, "event": True})]
 
     def local_reply(self, request: Headers, status: Status, message: str) -> list[Event]:
