@@ -13,6 +13,7 @@ import trio
 from mesh.admin.server import AdminApi
 from mesh.cluster import UpstreamCluster
 from mesh.config import Config, Listener
+from mesh.net.flush import run_flusher
 from mesh.net.listener import bind, serve
 from mesh.net.reaper import DeadlineReaper
 from mesh.proxy.filters import FilterChain, compile_chain
@@ -91,6 +92,7 @@ class ProxyRuntime:
                     nursery.start_soon(serve, sock, handler, name)
                 nursery.start_soon(self._stop_on_signal, nursery.cancel_scope)
                 nursery.start_soon(self.reaper.run)
+                nursery.start_soon(run_flusher)
                 self.ready = True
                 log.info("started", source=self.config.source,
                          listeners=[f"{lr.name}={lr.config.host}:{lr.config.port}/"

@@ -37,7 +37,7 @@ from mesh.codec import (
     Status,
 )
 from mesh.net.connection import RECV_SIZE, Connection, ConnectionBroken
-from mesh.net.flush import flush_dirty, mark_dirty
+from mesh.net.flush import mark_dirty
 
 __all__ = ["ResponseSink", "SharedConnection", "SharedPool"]
 
@@ -107,7 +107,7 @@ class SharedConnection:
         """Queue an event (head, body, reset) already carrying its upstream id."""
         self.conn.write_buffers(self.cc.send(event))
         if not self.dirty:
-            mark_dirty(self)  # sent when the reader that produced it ends its batch
+            mark_dirty(self)  # sent by the flusher next loop turn, with other writes
 
     def flush_now(self) -> None:
         if not self.conn.closed and not self.conn.try_flush():
@@ -150,7 +150,6 @@ class SharedConnection:
             except RemoteProtocolError as exc:
                 return f"bad reply from upstream: {exc}"
             if event is NEED_DATA:
-                flush_dirty()  # this batch's replies to every client, one send each
                 data = await conn.recv(wait_first=drained)
                 drained = len(data) < RECV_SIZE
                 cc.receive_data(data)

@@ -1,20 +1,25 @@
-"""Output written while a batch of input is handled goes out once, when the batch ends.
+"""Output queued during one turn of the event loop goes out once, at the start of the next.
 
-A reader task (a downstream session, an upstream shared connection) decodes every event of
-one ``recv``; the replies and requests they produce are queued on many connections. Instead
-of waking each connection's writer task (a trip through trio's scheduler per connection per
-message), the writers mark themselves *dirty* here, and the reader, before it waits for input
-again, sends everything marked with one non-blocking send per connection. Only a connection
-whose peer is not reading (EAGAIN) wakes its writer task, which waits for writability.
+Readers (downstream sessions, upstream shared connections) decode what one ``recv`` brought
+and queue requests and replies on many connections. Instead of waking one writer task per
+connection per message, a writer marks itself *dirty* here; the first mark of a turn wakes
+the one flusher task, which trio runs after every task already runnable in this turn. So the
+requests of fifty clients that share an upstream connection leave in one send, and each
+client's replies in one send, per loop turn: one task wakeup per turn instead of two per
+message. A writer whose peer is not reading (EAGAIN) wakes its own writer task, which waits
+for writability.
 
-One list per process: a worker runs one trio loop on one thread.
+One flusher per process: a worker runs one trio loop on one thread. Without a running
+flusher (a codec or pool used outside the runtime), a mark sends at once.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["Flushable", "flush_dirty", "mark_dirty"]
+import trio
+
+__all__ = ["Flushable", "flush_dirty", "mark_dirty", "run_flusher"]
 
 
 class Flushable(Protocol):
@@ -25,12 +30,20 @@ class Flushable(Protocol):
 
 
 _dirty: list[Flushable] = []
+_state: dict[str, trio.Event | None] = {"wake": None}
 
 
 def mark_dirty(writer: Flushable) -> None:
-    if not writer.dirty:
-        writer.dirty = True
-        _dirty.append(writer)
+    if writer.dirty:
+        return
+    wake = _state["wake"]
+    if wake is None:
+        writer.flush_now()
+        return
+    writer.dirty = True
+    if not _dirty:
+        wake.set()
+    _dirty.append(writer)
 
 
 def flush_dirty() -> None:
@@ -41,3 +54,18 @@ def flush_dirty() -> None:
         for writer in batch:
             writer.dirty = False
             writer.flush_now()
+
+
+async def run_flusher() -> None:
+    """The flusher task: started once by the runtime."""
+    try:
+        while True:
+            wake = _state["wake"] = trio.Event()
+            if _dirty:
+                flush_dirty()
+                continue
+            await wake.wait()
+            flush_dirty()
+    finally:
+        _state["wake"] = None
+        flush_dirty()

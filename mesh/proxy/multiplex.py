@@ -34,7 +34,7 @@ from mesh.codec import (
     Status,
 )
 from mesh.net.connection import RECV_SIZE, Connection, ConnectionBroken
-from mesh.net.flush import flush_dirty, mark_dirty
+from mesh.net.flush import mark_dirty
 from mesh.net.reaper import TICK
 from mesh.proxy.fanout import Fanout, FanoutJob
 from mesh.proxy.routing import route_exchange
@@ -149,7 +149,6 @@ class MultiplexSession:
                     await self._drain()  # backpressure: the client is not reading
                 if not self.active and self._idle < math.inf:
                     self.deadline = time.monotonic() + self._idle
-                flush_dirty()  # this batch's requests and replies, one send each
                 try:
                     data = await conn.recv(wait_first=drained)
                 except ConnectionBroken:
@@ -340,7 +339,7 @@ class MultiplexSession:
         for event in events:
             conn.write_buffers(cc.send(event))
         if not self.dirty:
-            mark_dirty(self)  # sent when the reader that produced it ends its batch
+            mark_dirty(self)  # sent by the flusher next loop turn, with other writes
 
     def flush_now(self) -> None:
         if not self.conn.closed and not self.conn.try_flush():
@@ -365,7 +364,6 @@ class MultiplexSession:
             now = time.monotonic()
             for inflight in [i for i in self.active.values() if 0 < i.deadline <= now]:
                 self._expire(inflight)
-            flush_dirty()
 
     def _expire(self, inflight: _InFlight) -> None:
         if inflight.done or inflight.exchange.response is not None:
