@@ -179,12 +179,16 @@ def hash_tag(key: bytes) -> bytes:
     return key
 
 
+#: each byte as twemproxy's C char sign-extends it to 32 bits
+_SIGN_EXTENDED = [b if b < 0x80 else b | 0xFFFFFF00 for b in range(256)]
+
+
 def fnv1a_64(key: bytes) -> int:
     """twemproxy's hash_fnv1a_64: 32-bit arithmetic, bytes sign-extended as C chars."""
     value = 0x84222325
+    extended = _SIGN_EXTENDED
     for byte in key:
-        value ^= byte if byte < 0x80 else byte | 0xFFFFFF00
-        value = (value * 0x1B3) & 0xFFFFFFFF
+        value = ((value ^ extended[byte]) * 0x1B3) & 0xFFFFFFFF
     return value
 
 

@@ -198,6 +198,15 @@ class SharedPool:
         self.connects = 0
         self.connect_failures = 0
 
+    def ready(self, endpoint: UpstreamEndpoint) -> SharedConnection | None:
+        """A connection to ``endpoint`` with room now, without waiting; None if a connect is due."""
+        conns = self._connections.get(endpoint)
+        if conns:
+            for shared in conns:
+                if shared.has_room:
+                    return shared
+        return None
+
     async def acquire(self, endpoint: UpstreamEndpoint) -> SharedConnection:
         conns = self._connections.setdefault(endpoint, [])
         while True:

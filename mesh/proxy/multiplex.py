@@ -14,12 +14,13 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import trio
 
-from mesh.cluster import UpstreamError
+from mesh.cluster import UpstreamEndpoint, UpstreamError
 from mesh.cluster.shared import SharedConnection, SharedPool
 from mesh.codec import (
     CLOSED,
@@ -164,7 +165,9 @@ class MultiplexSession:
                 if cc.is_heartbeat(event):
                     self._emit(None, cc.heartbeat_reply(event))
                 else:
-                    await self._start(event)
+                    waiting = self._start(event)
+                    if waiting is not None:  # a connect, or a split across endpoints
+                        await waiting
                 continue
             inflight = self.active.get(event.stream_id)
             if inflight is not None and inflight.shared is not None:
@@ -193,7 +196,12 @@ class MultiplexSession:
 
     # -- exchanges -----------------------------------------------------------
 
-    async def _start(self, request: Headers) -> None:
+    def _start(self, request: Headers) -> Coroutine[Any, Any, None] | None:
+        """Answer, refuse or forward ``request``; a coroutine when that has to wait.
+
+        Synchronous as long as no wait is needed (an upstream connection with room is
+        there): a coroutine per request costs more than the rest of the forwarding.
+        """
         lr = self.lr
         lr.stats.requests += 1
         self.deadline = 0.0  # busy: never idle-expired while exchanges run
@@ -209,18 +217,18 @@ class MultiplexSession:
                 exchange.response = answer[0] if type(answer[0]) is Headers else None
                 self._finish(inflight)
                 self._emit(inflight, answer)
-                return
+                return None
         status = route_exchange(lr, exchange)
         if status is None:
             try:
-                await self._forward(inflight)
-                return
+                return self._forward(inflight)
             except UpstreamError as exc:
                 exchange.upstream_failure = exc.reason
                 status = exc.status
         self._local_reply(inflight, status)
+        return None
 
-    async def _forward(self, inflight: _InFlight) -> None:
+    def _forward(self, inflight: _InFlight) -> Coroutine[Any, Any, None] | None:
         exchange = inflight.exchange
         cluster, route = exchange.cluster, exchange.route
         assert cluster is not None and route is not None
@@ -232,20 +240,38 @@ class MultiplexSession:
         if self._fan_out is not None and (route.hash_key or cluster.hash_key):
             fanout = self._fan_out(exchange.request)
             if fanout is not None:
-                await self._forward_split(inflight, fanout, pool)
-                return
+                return self._forward_split(inflight, fanout, pool)
         endpoint = cluster.pick(exchange.keys, exchange.source_ip, route.hash_key)
         exchange.endpoint = endpoint
-        shared = await pool.acquire(endpoint)
-        endpoint.active_requests += 1
+        shared = pool.ready(endpoint)
+        if shared is None:
+            return self._connect_and_submit(inflight, pool, endpoint)
+        self._submit(inflight, shared)
+        return None
+
+    def _submit(self, inflight: _InFlight, shared: SharedConnection) -> None:
+        exchange = inflight.exchange
+        assert exchange.endpoint is not None and exchange.route is not None
+        exchange.endpoint.active_requests += 1
         inflight.shared = shared
         if exchange.request.extensions.get("oneway"):
             self._forward_oneway(inflight, shared)
             return
         inflight.uid = shared.submit(exchange.request, inflight)
-        if route.timeout:
-            inflight.deadline = time.monotonic() + route.timeout
+        timeout = exchange.route.timeout
+        if timeout:
+            inflight.deadline = time.monotonic() + timeout
             self._wake_timer.set()
+
+    async def _connect_and_submit(self, inflight: _InFlight, pool: SharedPool,
+                                  endpoint: UpstreamEndpoint) -> None:
+        try:
+            shared = await pool.acquire(endpoint)
+        except UpstreamError as exc:
+            self._upstream_failed(inflight, exc)
+            return
+        if not inflight.done:  # the client may have gone meanwhile
+            self._submit(inflight, shared)
 
     async def _forward_split(self, inflight: _InFlight, fanout: Fanout, pool: SharedPool) -> None:
         job = inflight.fanout = FanoutJob(fanout, inflight.on_merged, inflight.on_failure)
@@ -253,7 +279,15 @@ class MultiplexSession:
         if route is not None and route.timeout:
             inflight.deadline = time.monotonic() + route.timeout
             self._wake_timer.set()
-        await job.start(self.codec, pool, inflight.exchange)
+        try:
+            await job.start(self.codec, pool, inflight.exchange)
+        except UpstreamError as exc:
+            self._upstream_failed(inflight, exc)
+
+    def _upstream_failed(self, inflight: _InFlight, exc: UpstreamError) -> None:
+        if not inflight.done:
+            inflight.exchange.upstream_failure = exc.reason
+            self._local_reply(inflight, exc.status)
 
     def _forward_oneway(self, inflight: _InFlight, shared: SharedConnection) -> None:
         """A request that gets no reply (``extensions["oneway"]``, Thrift oneway calls).
