@@ -7,7 +7,7 @@ hot path never touches importlib.metadata.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
@@ -15,6 +15,7 @@ from mesh.codec import Codec
 
 __all__ = [
     "CODECS_GROUP",
+    "DISCOVERY_GROUP",
     "FILTERS_GROUP",
     "Plugin",
     "PluginError",
@@ -24,6 +25,7 @@ __all__ = [
 
 CODECS_GROUP = "mesh.codecs"
 FILTERS_GROUP = "mesh.filters"
+DISCOVERY_GROUP = "mesh.discovery"
 
 
 class PluginError(Exception):
@@ -46,6 +48,8 @@ class Registry:
 
     codecs: dict[str, Plugin]
     filters: dict[str, Plugin]
+    #: endpoint sources (mesh.discovery): factories taking the source's settings
+    discovery: dict[str, Plugin] = field(default_factory=dict)
 
     def codec(self, name: str) -> Codec:
         try:
@@ -84,5 +88,6 @@ def _load_group(group: str, instantiate: bool) -> dict[str, Plugin]:
 
 
 def load_registry() -> Registry:
-    """Read both entry-point groups once; raises PluginError on duplicates."""
-    return Registry(_load_group(CODECS_GROUP, True), _load_group(FILTERS_GROUP, False))
+    """Read the entry-point groups once; raises PluginError on duplicates."""
+    return Registry(_load_group(CODECS_GROUP, True), _load_group(FILTERS_GROUP, False),
+                    _load_group(DISCOVERY_GROUP, False))

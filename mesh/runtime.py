@@ -13,6 +13,7 @@ import trio
 from mesh.admin.server import AdminApi
 from mesh.cluster import UpstreamCluster
 from mesh.config import Config, Listener
+from mesh.discovery import EndpointSource
 from mesh.net.flush import run_flusher
 from mesh.net.listener import bind, serve
 from mesh.net.reaper import DeadlineReaper
@@ -63,6 +64,25 @@ class ProxyRuntime:
             factories.append((_checked(listener.name, name, plugin.obj), cfg))
         return compile_chain(factories)
 
+    def _sources(self) -> list[tuple[UpstreamCluster, EndpointSource]]:
+        """The endpoint source of each discovered cluster, made from its settings."""
+        sources = []
+        for cluster in self.clusters.values():
+            spec = cluster.config.discovery
+            if spec is None:
+                continue
+            plugin = self.registry.discovery.get(spec.source)
+            if plugin is None:
+                known = ", ".join(sorted(self.registry.discovery)) or "none"
+                raise StartupError(f"cluster {cluster.name!r}: no discovery source named "
+                                   f"{spec.source!r} is installed (installed: {known})")
+            try:
+                sources.append((cluster, plugin.obj(spec.config)))
+            except (ValueError, TypeError) as exc:
+                raise StartupError(f"cluster {cluster.name!r}: discovery {spec.source!r}: {exc}"
+                                   ) from None
+        return sources
+
     def _bind(self, what: str, host: str, port: int) -> socket.socket:
         try:
             return bind(host, port)
@@ -93,6 +113,8 @@ class ProxyRuntime:
                 nursery.start_soon(self._stop_on_signal, nursery.cancel_scope)
                 nursery.start_soon(self.reaper.run)
                 nursery.start_soon(run_flusher)
+                for cluster, source in self._sources():
+                    nursery.start_soon(_discover, cluster, source)
                 self.ready = True
                 log.info("started", source=self.config.source,
                          listeners=[f"{lr.name}={lr.config.host}:{lr.config.port}/"
@@ -124,3 +146,20 @@ def _checked(listener: str, name: str, factory: Callable[[Mapping[str, Any]], An
             raise StartupError(f"listener {listener!r}: filter {name!r}: {exc}") from None
 
     return make
+
+
+async def _discover(cluster: UpstreamCluster, source: EndpointSource) -> None:
+    """Run a cluster's source; on failure keep its last endpoints and start it again."""
+    backoff = 0.5
+    while True:
+        try:
+            await source.run(cluster.update_endpoints)
+            return
+        except Exception as exc:  # a source must never take the worker down
+            kept = len(cluster.endpoints)
+            cluster.discovery_state = (f"source failed ({exc}); keeping the {kept} last known "
+                                       f"endpoints; retrying in {backoff:g}s")
+            log.warning("discovery_failed", cluster=cluster.name, error=str(exc),
+                        kept_endpoints=kept, retry_in=backoff)
+        await trio.sleep(backoff)
+        backoff = min(backoff * 2, 30.0)

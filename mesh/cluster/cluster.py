@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import trio
@@ -11,7 +12,7 @@ from mesh.cluster.endpoint import UpstreamEndpoint
 from mesh.cluster.pool import PingPongPool, connect_endpoint
 from mesh.cluster.shared import SharedPool
 from mesh.codec import Codec, ConnectionOptions, PoolMode, RequestKeys
-from mesh.config import Cluster
+from mesh.config import Cluster, Endpoint
 from mesh.net.connection import Connection
 
 __all__ = ["UpstreamCluster", "hash_value"]
@@ -43,6 +44,8 @@ class UpstreamCluster:
         )
         self.balancer = make_balancer(config.lb, self.endpoints)
         self.hash_key = config.hash_key
+        #: what the discovery source last said (admin /clusters); None for static endpoints
+        self.discovery_state: str | None = None if config.discovery is None else "waiting"
         self._pools: dict[str, PingPongPool | SharedPool] = {}
         #: where shared connections run their reader/writer tasks; set by the runtime
         self.nursery: trio.Nursery | None = None
@@ -77,11 +80,34 @@ class UpstreamCluster:
         endpoint.record_success()
         return conn
 
+    def update_endpoints(self, endpoints: Sequence[Endpoint]) -> None:
+        """Swap in a new endpoint set at once (a discovery update).
+
+        An endpoint still present keeps its object, so its health, counters and pooled
+        connections carry over; requests in flight hold their endpoint and finish there.
+        """
+        health = self.config.passive_health
+        known = {(e.host, e.port): e for e in self.endpoints}
+        fresh = []
+        for spec in endpoints:
+            current = known.get((spec.host, spec.port))
+            if (current is not None and current.weight == spec.weight
+                    and dict(current.metadata) == dict(spec.metadata)):
+                fresh.append(current)
+            else:
+                fresh.append(UpstreamEndpoint(spec.host, spec.port, spec.weight, spec.metadata,
+                                              health.consecutive_failures, health.ejection_time))
+        balancer = make_balancer(self.config.lb, fresh) if fresh else self.balancer
+        # one assignment each, no await between: a request sees the old set or the new one
+        self.endpoints, self.balancer = tuple(fresh), balancer
+        self.discovery_state = f"{len(fresh)} endpoints"
+
     def describe(self) -> dict[str, Any]:
         """State for the admin ``/clusters`` page."""
         return {
             "name": self.name,
             "lb": self.config.lb,
+            "discovery": self.discovery_state,
             "endpoints": [
                 {"address": e.address, "weight": e.weight, "healthy": e.healthy(),
                  "active_requests": e.active_requests, "open_connections": e.open_connections,

@@ -6,7 +6,7 @@ import types
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from mesh.config._model import Cluster, Endpoint, PassiveHealth
+from mesh.config._model import Cluster, Discovery, Endpoint, PassiveHealth
 from mesh.config._reading import (
     Reader,
     Section,
@@ -40,7 +40,8 @@ _HEALTH_OPTIONS: Mapping[str, Reader[Any]] = {
     "consecutive_failures": integer(0),
     "ejection_time": duration(),
 }
-_KEYS = ("name", "endpoints", "lb", "hash_key", "passive_health", "protocol", *_OPTIONS)
+_KEYS = ("name", "endpoints", "discovery", "lb", "hash_key", "passive_health", "protocol",
+         *_OPTIONS)
 
 
 def parse_clusters(where: Where, value: Any, known_protocols: Collection[str] | None) -> tuple[Cluster, ...]:
@@ -52,7 +53,13 @@ def parse_clusters(where: Where, value: Any, known_protocols: Collection[str] | 
 
 
 def _cluster(where: Where, value: Any, known_protocols: Collection[str] | None) -> Cluster:
-    section = Section(where, value, _KEYS, required=("name", "endpoints"))
+    section = Section(where, value, _KEYS, required=("name",))
+    discovery = section.optional("discovery", _discovery)
+    if section.has("endpoints") == (discovery is not None):
+        raise where.error(
+            "a cluster needs exactly one of endpoints and discovery",
+            "list the endpoints, or name a discovery source (discovery: {source: zookeeper, "
+            "config: {...}}), not both.")
     lb = section.get("lb", choice(LB_POLICIES, "load balancer"), "round_robin")
     key = section.optional("hash_key", hash_key)
     _check_hash_key(section, lb, key)
@@ -60,7 +67,9 @@ def _cluster(where: Where, value: Any, known_protocols: Collection[str] | None) 
         key = "header:key"  # the Redis/memcached key, twemproxy's choice
     return Cluster(
         name=section.require("name", string),
-        endpoints=_endpoints(section.at("endpoints"), section.data["endpoints"]),
+        endpoints=(_endpoints(section.at("endpoints"), section.data["endpoints"])
+                   if discovery is None else ()),
+        discovery=discovery,
         lb=lb,
         hash_key=key,
         passive_health=section.get("passive_health", _passive_health, PassiveHealth()),
@@ -123,3 +132,12 @@ def _metadata(where: Where, value: Any) -> Mapping[str, str]:
 def _passive_health(where: Where, value: Any) -> PassiveHealth:
     section = Section(where, value, tuple(_HEALTH_OPTIONS))
     return PassiveHealth(**section.options(_HEALTH_OPTIONS))
+
+
+def _discovery(where: Where, value: Any) -> Discovery:
+    section = Section(where, value, ("source", "config"), required=("source",))
+    config = section.data.get("config") or {}
+    if not isinstance(config, Mapping):
+        raise type_error(where.key("config"), config, "a mapping of settings",
+                         "write the source's settings as key: value.")
+    return Discovery(section.require("source", string), types.MappingProxyType(dict(config)))

@@ -111,6 +111,8 @@ def _cluster(cluster: Cluster) -> dict[str, Any]:
             "ejection_time": health.ejection_time,
         },
         "protocol": cluster.protocol,
+        "discovery": (None if cluster.discovery is None else
+                      {"source": cluster.discovery.source, "config": dict(cluster.discovery.config)}),
     }
 
 

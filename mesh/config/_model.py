@@ -18,6 +18,7 @@ __all__ = [
     "Admin",
     "Cluster",
     "Config",
+    "Discovery",
     "Endpoint",
     "FilterConfig",
     "HeaderMatch",
@@ -163,6 +164,14 @@ class Endpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class Discovery:
+    """Where a cluster's endpoints come from when they are not listed: a mesh.discovery source."""
+
+    source: str
+    config: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+
+
+@dataclass(frozen=True, slots=True)
 class Cluster:
     """A named group of endpoints and how to balance and pool connections to them."""
 
@@ -179,6 +188,8 @@ class Cluster:
     # Multiplexed and pipelined protocols (HTTP/2, Dubbo, Redis): requests in
     # flight on one upstream connection before the pool opens another.
     max_concurrent_streams: int = 1024
+    #: endpoints found by a source (ZooKeeper...) instead of ``endpoints``
+    discovery: Discovery | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,201 @@
+"""Dubbo 2 providers from ZooKeeper, interface-level: ``/dubbo/<interface>/providers``.
+
+Each child of that node is a URL-encoded provider URL, as Dubbo (and sofa-rpc-node) register:
+
+    dubbo://10.0.0.7:20880/com.example.OrderService?group=g&version=1.0.0&weight=100&...
+
+The source watches the children (kazoo, the ZooKeeper client; its callbacks run on kazoo's
+threads and are handed to the trio loop), applies Dubbo's consumer matching and publishes the
+endpoints. Settings (cluster ``discovery: {source: zookeeper, config: {...}}``):
+
+``address`` (required, ``host:port[,...]``), ``interface`` (required), ``group`` (none:
+providers without a group, as a Dubbo consumer without group; ``a,b``; ``*`` any),
+``version`` (``*``), ``protocol`` (``dubbo``), ``root`` (``/dubbo``), ``empty_protection``
+(``true``: a list that becomes empty keeps the last endpoints, so a ZooKeeper restart cannot
+empty a cluster; passive health still ejects dead providers), ``session_timeout`` (``10s``).
+docs/discovery.md has the details.
+
+Provider parameters: ``enabled=false`` and ``disabled=true`` providers are skipped, ``weight``
+(Dubbo's default 100) becomes the endpoint weight, ``version``/``group``/``application``/
+``timeout``/``loadbalance`` become endpoint metadata. Not applied: ``warmup`` ramp-up, classifier.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import structlog
+import trio
+
+from mesh.config import Endpoint
+from mesh.config._values import parse_duration
+from mesh.discovery import Publish
+
+__all__ = ["ZooKeeperDubboSource", "parse_provider"]
+
+log = structlog.get_logger("mesh.discovery")
+
+_SETTINGS = ("address", "interface", "group", "version", "protocol", "root", "empty_protection",
+             "session_timeout")
+_METADATA = ("version", "group", "application", "timeout", "loadbalance", "side", "dubbo",
+             "release")
+DEFAULT_WEIGHT = 100
+
+
+class BadProvider(ValueError):
+    """A registry entry that is not a usable provider URL; the message says why."""
+
+
+def parse_provider(child: str) -> tuple[str, str, int, dict[str, str]]:
+    """(protocol, host, port, parameters) of one registry child."""
+    url = unquote(child)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise BadProvider(f"not a URL: {exc}") from None
+    if not parts.scheme or not parts.hostname or port is None:
+        raise BadProvider("no protocol, host or port")
+    params = dict(parse_qsl(parts.query, keep_blank_values=True))
+    params.setdefault("interface", parts.path.lstrip("/"))
+    return parts.scheme, parts.hostname, port, params
+
+
+def _choices(value: Any, setting: str) -> frozenset[str] | None:
+    """None for ``*`` (anything), else the accepted values."""
+    if value is None:
+        return frozenset({""})
+    if not isinstance(value, str):
+        raise ValueError(f"{setting} must be a string such as '1.0.0', 'a,b' or '*'")
+    if value.strip() == "*":
+        return None
+    return frozenset(part.strip() for part in value.split(","))
+
+
+class ZooKeeperDubboSource:
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        unknown = sorted(set(config) - set(_SETTINGS))
+        if unknown:
+            raise ValueError(f"unknown settings {unknown}; known: {', '.join(_SETTINGS)}")
+        for required in ("address", "interface"):
+            if not isinstance(config.get(required), str) or not config[required]:
+                raise ValueError(f"{required} is required (a string)")
+        self.address: str = config["address"]
+        self.interface: str = config["interface"]
+        self.groups = _choices(config.get("group"), "group")
+        self.versions = _choices(config.get("version", "*"), "version")
+        self.protocol = str(config.get("protocol", "dubbo"))
+        root = str(config.get("root", "/dubbo")).rstrip("/")
+        self.path = f"{root}/{self.interface}/providers"
+        self.empty_protection = bool(config.get("empty_protection", True))
+        try:
+            self.session_timeout = parse_duration(config.get("session_timeout", 10.0))
+        except ValueError as exc:
+            raise ValueError(f"session_timeout: {exc}") from None
+        self._reported: set[str] = set()  # bad entries already logged once
+        self._last: list[Endpoint] = []
+
+    # -- matching (pure; tested on its own) -----------------------------------------------------
+
+    def endpoints(self, children: Sequence[str]) -> list[Endpoint]:
+        """The providers among ``children`` that this consumer may call."""
+        found: dict[tuple[str, int], Endpoint] = {}
+        for child in children:
+            try:
+                endpoint = self._endpoint(child)
+            except BadProvider as exc:
+                if child not in self._reported:
+                    self._reported.add(child)
+                    log.warning("bad_registry_entry", path=self.path, entry=child[:200],
+                                error=str(exc), action="skipped")
+                continue
+            if endpoint is not None:
+                found.setdefault((endpoint.host, endpoint.port), endpoint)
+        return list(found.values())
+
+    def _endpoint(self, child: str) -> Endpoint | None:
+        protocol, host, port, params = parse_provider(child)
+        if protocol != self.protocol or params.get("interface") != self.interface:
+            return None
+        if params.get("category", "providers") != "providers":
+            return None
+        if params.get("enabled", "true") == "false" or params.get("disabled") == "true":
+            return None
+        if self.groups is not None and params.get("group", "") not in self.groups:
+            return None
+        if self.versions is not None and params.get("version", "") not in self.versions:
+            return None
+        if host in ("0.0.0.0", "::"):
+            raise BadProvider(f"the provider registered the wildcard address {host}")
+        try:
+            weight = int(params.get("weight", DEFAULT_WEIGHT))
+        except ValueError:
+            raise BadProvider(f"weight {params.get('weight')!r} is not a number") from None
+        metadata = {key: params[key] for key in _METADATA if params.get(key)}
+        return Endpoint(host, port, max(1, weight), metadata)
+
+    # -- watching -------------------------------------------------------------------------------
+
+    def _publish(self, publish: Publish, children: Sequence[str]) -> None:
+        endpoints = self.endpoints(children)
+        if not endpoints and self._last and self.empty_protection:
+            log.warning("registry_empty", path=self.path, kept_endpoints=len(self._last),
+                        reason="empty protection: the registry lists no provider")
+            return
+        self._last = endpoints
+        log.info("providers", path=self.path, endpoints=[f"{e.host}:{e.port}" for e in endpoints])
+        publish(endpoints)
+
+    async def run(self, publish: Publish) -> None:
+        try:
+            from kazoo.client import KazooClient, KazooState
+            from kazoo.recipe.watchers import ChildrenWatch
+        except ImportError:
+            raise RuntimeError("the zookeeper source needs kazoo (pip install kazoo)") from None
+        token = trio.lowlevel.current_trio_token()
+        client = KazooClient(hosts=self.address, timeout=self.session_timeout,
+                             connection_retry={"max_tries": -1, "delay": 0.2, "max_delay": 2.0})
+        stopping = threading.Event()
+
+        def to_loop(fn: Any, *args: Any) -> None:
+            """Run ``fn`` on the trio loop from a kazoo thread (dropped once we stop)."""
+            if stopping.is_set():
+                return
+            try:
+                trio.from_thread.run_sync(fn, *args, trio_token=token)
+            except (trio.RunFinishedError, trio.Cancelled):
+                pass
+
+        def on_state(state: Any) -> None:
+            to_loop(lambda: log.warning("zookeeper_state", address=self.address, state=str(state),
+                                        kept_endpoints=len(self._last))
+                    if state != KazooState.CONNECTED else
+                    log.info("zookeeper_state", address=self.address, state=str(state)))
+
+        def on_children(children: list[str]) -> None:
+            to_loop(self._publish, publish, children)
+
+        def start() -> None:
+            client.start(timeout=self.session_timeout)
+            client.add_listener(on_state)
+            client.ensure_path(self.path)
+            ChildrenWatch(client, self.path, on_children)
+
+        try:
+            await trio.to_thread.run_sync(start, abandon_on_cancel=True)
+            await trio.sleep_forever()
+        finally:
+            stopping.set()
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(_stop, client)
+
+
+def _stop(client: Any) -> None:
+    try:
+        client.stop()
+        client.close()
+    except Exception:
+        pass  # stopping a client that never connected
