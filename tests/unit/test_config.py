@@ -52,7 +52,7 @@ def full_example() -> str:
 def test_public_api() -> None:
     assert sorted(mesh.config.__all__) == sorted(
         [
-            *["Admin", "Cluster", "Config", "ConfigError", "Endpoint", "FilterConfig", "HeaderMatch"],
+            *["Admin", "Cluster", "Config", "ConfigError", "Discovery", "Endpoint", "FilterConfig", "HeaderMatch"],
             *["Listener", "Logging", "PassiveHealth", "Route", "RouteMatch", "SampleUpstream"],
             *["StringMatch", "WeightedCluster", "default_config", "dump", "load", "loads", "parse"],
             "parse_address",

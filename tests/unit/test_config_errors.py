@@ -294,7 +294,7 @@ CASES: list[tuple[tuple[tuple[str, Any], ...], str, str, str]] = [
         "cluster name 'api' is already used by clusters[0]",
         "a name of its own",
     ),
-    (((f"{C0}/endpoints", DELETE),), "clusters[0]", "missing required key 'endpoints'", "add"),
+    (((f"{C0}/endpoints", DELETE),), "clusters[0]", "a cluster needs exactly one of endpoints and discovery", "list the endpoints"),
     (((f"{C0}/endpoints", []),), "clusters[0].endpoints", "the list is empty", "add an endpoint."),
     (
         ((f"{C0}/endpoints", ["127.0.0.1:8080", "127.0.0.1:8080"]),),
