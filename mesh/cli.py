@@ -95,6 +95,9 @@ def _plugins(registry: Registry) -> int:
     print("filters (mesh.filters):")
     for name, plugin in sorted(registry.filters.items()):
         print(f"  {name:12} {plugin.value:40} {plugin.distribution}")
+    print("discovery sources (mesh.discovery):")
+    for name, plugin in sorted(registry.discovery.items()):
+        print(f"  {name:12} {plugin.value:40} {plugin.distribution}")
     return 0
 
 
