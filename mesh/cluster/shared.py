@@ -37,7 +37,7 @@ from mesh.codec import (
     Status,
 )
 from mesh.net.connection import RECV_SIZE, Connection, ConnectionBroken
-from mesh.net.flush import mark_dirty
+from mesh.net.flush import end_of_batch, mark_dirty
 
 __all__ = ["ResponseSink", "SharedConnection", "SharedPool"]
 
@@ -150,6 +150,7 @@ class SharedConnection:
             except RemoteProtocolError as exc:
                 return f"bad reply from upstream: {exc}"
             if event is NEED_DATA:
+                end_of_batch()
                 data = await conn.recv(wait_first=drained)
                 drained = len(data) < RECV_SIZE
                 cc.receive_data(data)
@@ -178,6 +179,7 @@ class SharedConnection:
         pending, self.pending = self.pending, {}
         for sink in pending.values():
             sink.on_failure(Status.UNAVAILABLE, f"upstream {self.endpoint.address}: {reason}")
+        end_of_batch()  # the local replies just made for those exchanges
 
 
 class SharedPool:

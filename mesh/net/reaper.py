@@ -19,6 +19,8 @@ from typing import Protocol
 
 import trio
 
+from mesh.net.flush import flush_dirty
+
 __all__ = ["Expirable", "DeadlineReaper", "TICK"]
 
 TICK = 0.1
@@ -51,3 +53,5 @@ class DeadlineReaper:
         while True:
             await trio.sleep(self.tick)
             self.sweep(time.monotonic())
+            # a safety net: output a path queued without ending its batch leaves within a tick
+            flush_dirty()

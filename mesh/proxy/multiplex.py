@@ -35,7 +35,7 @@ from mesh.codec import (
     Status,
 )
 from mesh.net.connection import RECV_SIZE, Connection, ConnectionBroken
-from mesh.net.flush import mark_dirty
+from mesh.net.flush import end_of_batch, in_flight, mark_dirty
 from mesh.net.reaper import TICK
 from mesh.proxy.fanout import Fanout, FanoutJob
 from mesh.proxy.routing import route_exchange
@@ -151,6 +151,7 @@ class MultiplexSession:
                 if not self.active and self._idle < math.inf:
                     self.deadline = time.monotonic() + self._idle
                 try:
+                    end_of_batch()
                     data = await conn.recv(wait_first=drained)
                 except ConnectionBroken:
                     if conn.closed:
@@ -209,6 +210,7 @@ class MultiplexSession:
                             time.monotonic())
         inflight = _InFlight(self, exchange)
         self.active[inflight.downstream_id] = inflight
+        in_flight[0] += 1
         if self.ordered:
             self.order.append(inflight)
         if self._local_answer is not None:
@@ -340,6 +342,7 @@ class MultiplexSession:
 
     def _finish(self, inflight: _InFlight) -> None:
         inflight.done = True
+        in_flight[0] -= 1
         self.active.pop(inflight.downstream_id, None)
         if not self.active:
             self._settled.set()
@@ -398,6 +401,7 @@ class MultiplexSession:
             now = time.monotonic()
             for inflight in [i for i in self.active.values() if 0 < i.deadline <= now]:
                 self._expire(inflight)
+            end_of_batch()
 
     def _expire(self, inflight: _InFlight) -> None:
         if inflight.done or inflight.exchange.response is not None:
@@ -418,6 +422,7 @@ class MultiplexSession:
                 inflight.fanout.abandon()
             if not inflight.done:
                 inflight.done = True
+                in_flight[0] -= 1
                 exchange = inflight.exchange
                 exchange.upstream_failure = exchange.upstream_failure or "client went away"
                 if inflight.shared is not None and exchange.endpoint is not None:
