@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mesh.codecs.hessian2 import Decoder, Encoder, HessianError
+from mesh.codecs.hessian2 import Decoder, Encoder, HessianError, read_strings
 
 from ._frame import HEADER
 
@@ -89,15 +89,11 @@ class Call:
 
 def read_call(raw: bytes) -> Call:
     """The routing fields of the request frame ``raw``; HessianError if they are not there."""
-    decoder = Decoder(raw, HEADER)
-    fields = []
-    for name in ("dubbo version", "service path", "service version", "method name",
-                 "parameter types"):
-        value = decoder.read_string()
-        if value is None and name in ("service path", "method name"):
-            raise HessianError(f"hessian2: the request's {name} is null")
-        fields.append(value or "")
-    return Call(raw, *fields, decoder.pos)
+    fields, args_at = read_strings(raw, HEADER, 5)
+    if fields[1] is None or fields[3] is None:
+        raise HessianError("hessian2: the request's service path or method name is null")
+    return Call(raw, fields[0] or "", fields[1], fields[2] or "", fields[3], fields[4] or "",
+                args_at)
 
 
 def count_parameters(descriptor: str) -> int:

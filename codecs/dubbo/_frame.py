@@ -53,6 +53,9 @@ BAD_REQUEST = 40
 _HEAD = struct.Struct(">2sBBqI")
 _ID = struct.Struct(">q")
 _COMPACT = 64 * 1024
+#: frames up to this size are copied whole when their id is patched; larger ones are sent
+#: as a new header plus a view of the body
+_COPY_BELOW = 16 * 1024
 _TELNET_REPLY = (b"rpcmesh: this port proxies the Dubbo protocol; the telnet console "
                  b"(dubbo>) is not available through the proxy\r\n")
 
@@ -68,11 +71,11 @@ def error_frame(request_id: int, status: int, message: str, event: bool = False)
     return frame(HESSIAN2 | (FLAG_EVENT if event else 0), status, request_id, out.getvalue())
 
 
-def with_id(raw: bytes, request_id: int) -> list[bytes | memoryview]:
+def with_id(raw: bytes, request_id: int) -> bytes | list[bytes | memoryview]:
     """``raw`` with its request id replaced: a new 16-byte header and the body untouched."""
-    head = bytearray(raw[:HEADER])
-    _ID.pack_into(head, 4, request_id)
-    return [bytes(head), memoryview(raw)[HEADER:]]
+    if len(raw) <= _COPY_BELOW:  # a small frame: one new bytes, as cheap as a header alone
+        return raw[:4] + _ID.pack(request_id) + raw[12:]
+    return [raw[:4] + _ID.pack(request_id) + raw[12:HEADER], memoryview(raw)[HEADER:]]
 
 
 class FrameReader:

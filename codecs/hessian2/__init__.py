@@ -10,7 +10,7 @@ See docs/hessian2.md for the type mapping and the limits.
 
 from __future__ import annotations
 
-from ._decoder import DEFAULT_MAX_LENGTH, Decoder, decode
+from ._decoder import DEFAULT_MAX_LENGTH, Decoder, decode, read_strings
 from ._encoder import Encoder, encode
 from ._types import (
     HessianEncodeError,
@@ -37,4 +37,5 @@ __all__ = [
     "JavaObject",
     "decode",
     "encode",
+    "read_strings",
 ]

@@ -43,6 +43,27 @@ _MAP_TAGS = frozenset([UNTYPED_MAP, TYPED_MAP, REF])
 _LONG_TAGS = frozenset([*range(0xD8, 0x100), *range(0x38, 0x40), 0x59, 0x4C])
 
 
+def read_strings(data: bytes, pos: int, count: int,
+                 max_length: int = DEFAULT_MAX_LENGTH) -> tuple[list[str | None], int]:
+    """``count`` strings (or nulls) in a row from ``pos``, and the offset after them.
+
+    The Dubbo codec's hot path (the request's first five fields) without a Decoder: no
+    references or class definitions can occur among plain strings.
+    """
+    values: list[str | None] = []
+    for _ in range(count):
+        start = pos
+        try:
+            value, pos = string_at(data, pos, max_length)
+        except (IndexError, struct.error):
+            if start >= len(data):
+                raise HessianError(f"hessian2: no value at offset {start}: the body ends there"
+                                   ) from None
+            raise truncated(start, data[start], len(data)) from None
+        values.append(value)
+    return values, pos
+
+
 class Decoder:
     """Reads Hessian 2.0 values from ``data`` starting at ``pos``; ``pos`` follows each read.
 

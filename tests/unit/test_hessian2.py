@@ -28,7 +28,8 @@ from mesh.codec import LocalProtocolError, RemoteProtocolError
 def test_exports() -> None:
     assert set(hessian2.__all__) == {
         "DEFAULT_MAX_LENGTH", "Decoder", "Encoder", "HessianEncodeError", "HessianError",
-        "JavaBinary", "JavaEnum", "JavaList", "JavaLong", "JavaMap", "JavaObject", "decode", "encode"}
+        "JavaBinary", "JavaEnum", "JavaList", "JavaLong", "JavaMap", "JavaObject", "decode", "encode",
+        "read_strings"}
     assert issubclass(HessianError, RemoteProtocolError)
     assert issubclass(HessianEncodeError, LocalProtocolError)
 
@@ -189,3 +190,15 @@ def test_encoder_refuses_what_java_cannot_hold() -> None:
     encoder.write_long(1)
     encoder.write_string(None)
     assert encoder.getvalue() == b"N\xe1N"
+
+
+def test_read_strings_reads_a_run_of_strings_and_refuses_truncation() -> None:
+    body = hessian2.encode("2.0.2") + hessian2.encode(None) + hessian2.encode("\u4e2d" * 40)
+    values, end = hessian2.read_strings(body, 0, 3)
+    assert values == ["2.0.2", None, "\u4e2d" * 40] and end == len(body)
+    with pytest.raises(HessianError, match="truncated|ends there"):
+        hessian2.read_strings(body[:-3], 0, 3)
+    with pytest.raises(HessianError, match="ends there"):
+        hessian2.read_strings(body, 0, 4)
+    with pytest.raises(HessianError):
+        hessian2.read_strings(hessian2.encode(5), 0, 1)
