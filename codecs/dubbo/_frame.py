@@ -17,7 +17,7 @@ import struct
 
 from mesh.codecs.hessian2 import Encoder
 
-from mesh.codec import RemoteProtocolError
+from mesh.codec import Buffers, RemoteProtocolError
 
 __all__ = [
     "FLAG_EVENT",
@@ -71,7 +71,7 @@ def error_frame(request_id: int, status: int, message: str, event: bool = False)
     return frame(HESSIAN2 | (FLAG_EVENT if event else 0), status, request_id, out.getvalue())
 
 
-def with_id(raw: bytes, request_id: int) -> bytes | list[bytes | memoryview]:
+def with_id(raw: bytes, request_id: int) -> Buffers:
     """``raw`` with its request id replaced: a new 16-byte header and the body untouched."""
     if len(raw) <= _COPY_BELOW:  # a small frame: one new bytes, as cheap as a header alone
         return raw[:4] + _ID.pack(request_id) + raw[12:]
