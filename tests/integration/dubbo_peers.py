@@ -27,6 +27,7 @@ import itertools
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -206,6 +207,8 @@ class DubboProvider:
     proc: subprocess.Popen[str]
     log: Path
     host: str = LOOPBACK
+    #: the provider URL it registered in ZooKeeper (``zk=``), else None
+    registered: str | None = None
 
     @property
     def pid(self) -> int:
@@ -221,14 +224,26 @@ class DubboProvider:
     def log_text(self) -> str:
         return tail(self.log)
 
+    def kill(self) -> None:
+        """SIGKILL by PID: no deregistration, its ZooKeeper session just times out."""
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=5)
+        LIVE_LOGS.pop(f"dubbo provider {self.version} port {self.port}", None)
+
     def stop(self) -> None:
         stop_process(self.proc)
         LIVE_LOGS.pop(f"dubbo provider {self.version} port {self.port}", None)
 
 
 def start_dubbo_provider(workdir: Path, *, version: str = "1.0.0", group: str = "",
-                         interface: str = INTERFACE, timeout: float = READY_TIMEOUT) -> DubboProvider:
-    """Start provider.js on a free 127.0.0.1 port; return once it printed its ready line."""
+                         interface: str = INTERFACE, timeout: float = READY_TIMEOUT,
+                         zk: str | None = None, zk_session_ms: int = 4000) -> DubboProvider:
+    """Start provider.js on a free 127.0.0.1 port; return once it printed its ready line.
+
+    ``zk="127.0.0.1:PORT"``: it also registers in that ZooKeeper (/dubbo/<interface>/providers)
+    and is ready once it sees itself listed there; ``zk_session_ms`` is its session timeout."""
     require_node_peers()
     node = find_tool("node")
     assert node is not None
@@ -240,12 +255,15 @@ def start_dubbo_provider(workdir: Path, *, version: str = "1.0.0", group: str = 
                 "--interface", interface]
         if group:
             argv += ["--group", group]
+        if zk:
+            argv += ["--zk", zk, "--zk-session-ms", str(zk_session_ms)]
         proc, lines = _spawn(argv, log, NODE_DIR)
         assert proc.stdin is not None
         proc.stdin.close()
         ready = _read_ready_line(proc, lines, timeout)
         if ready is not None and ready.get("ready") == port:
-            provider = DubboProvider(port, version, group, proc, log)
+            provider = DubboProvider(port, version, group, proc, log,
+                                     registered=ready.get("registered"))
             LIVE_LOGS[f"dubbo provider {version} port {port}"] = log
             return provider
         stop_process(proc)
@@ -431,16 +449,18 @@ def start_dubbo_consumer(workdir: Path, kind: str, port: int, *, version: str = 
 
 
 class DubboProviderFactory:
-    """Callable fixture value: ``dubbo_provider(version="1.0.0", group="")`` -> DubboProvider."""
+    """Callable fixture value: ``dubbo_provider(version="1.0.0", group="", zk=None)`` ->
+    DubboProvider; ``zk="127.0.0.1:PORT"`` registers it in that ZooKeeper."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.started: list[DubboProvider] = []
 
     def __call__(self, *, version: str = "1.0.0", group: str = "",
-                 interface: str = INTERFACE) -> DubboProvider:
+                 interface: str = INTERFACE, zk: str | None = None,
+                 zk_session_ms: int = 4000) -> DubboProvider:
         provider = start_dubbo_provider(self.workdir, version=version, group=group,
-                                        interface=interface)
+                                        interface=interface, zk=zk, zk_session_ms=zk_session_ms)
         self.started.append(provider)
         return provider
 

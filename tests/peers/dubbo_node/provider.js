@@ -1,12 +1,20 @@
 #!/usr/bin/env node
 // A real Dubbo 2 provider (sofa-rpc-node RpcServer + dubbo-remoting, hessian2) for rpcmesh's
-// integration tests. Direct: no registry. Listens on 127.0.0.1 only.
+// integration tests. Direct (no registry) unless --zk is given. Listens on 127.0.0.1 only.
 //
 //   node provider.js --port 20880 [--version 1.0.0] [--group canary]
 //                    [--interface com.rpcmesh.test.EchoService]
+//                    [--zk 127.0.0.1:2181 [--zk-session-ms 4000]]
 //
-// Prints one JSON line {"ready": <port>, "version": ..., "group": ..., "pid": ...} on stdout
-// once the port accepts; logs go to stderr. Stops on SIGTERM / SIGINT.
+// --zk: register in that ZooKeeper with sofa-rpc-node's ZookeeperRegistry under /dubbo (the
+// standard Dubbo 2 layout): an ephemeral node /dubbo/<interface>/providers/<url-encoded URL>,
+// URL dubbo://127.0.0.1:<port>?...&interface=..&version=..&group=.. (docs/dubbo-peers.md).
+// SIGTERM removes it (unPublish) before exiting; after SIGKILL ZooKeeper removes it once the
+// session (--zk-session-ms, default 4000) times out.
+//
+// Prints one JSON line {"ready": <port>, "version": ..., "group": ..., "pid": ...,
+// "registered": <published URL or null>} on stdout once the port accepts (and, with --zk,
+// once the provider sees itself in the registry); logs go to stderr. Stops on SIGTERM / SIGINT.
 //
 // dubbo-remoting writes a malformed response (no result-flag byte) when a method returns a
 // bare falsy value (0, false, "", null). Every method here returns its value wrapped with its
@@ -15,18 +23,24 @@
 'use strict';
 
 const net = require('net');
+const util = require('util');
 const { RpcServer } = require('sofa-rpc-node').server;
+const { ZookeeperRegistry } = require('sofa-rpc-node').registry;
+const zookeeper = require('zookeeper-cluster-client');
 const protocol = require('dubbo-remoting');
 
 function parseArgs(argv) {
-  const opts = { port: 0, version: '1.0.0', group: '', interface: 'com.rpcmesh.test.EchoService' };
+  const opts = {
+    port: 0, version: '1.0.0', group: '', interface: 'com.rpcmesh.test.EchoService',
+    zk: '', 'zk-session-ms': 4000,
+  };
   for (let i = 0; i < argv.length; i += 2) {
     const key = argv[i].replace(/^--/, '');
     if (!(key in opts) || i + 1 >= argv.length) {
-      process.stderr.write(`usage: provider.js --port N [--version V] [--group G] [--interface I]; bad ${argv[i]}\n`);
+      process.stderr.write(`usage: provider.js --port N [--version V] [--group G] [--interface I] [--zk HOST:PORT [--zk-session-ms MS]]; bad ${argv[i]}\n`);
       process.exit(2);
     }
-    opts[key] = key === 'port' ? Number(argv[i + 1]) : argv[i + 1];
+    opts[key] = key === 'port' || key === 'zk-session-ms' ? Number(argv[i + 1]) : argv[i + 1];
   }
   if (!Number.isInteger(opts.port) || opts.port <= 0) {
     process.stderr.write('provider.js: --port N (a free 127.0.0.1 port) is required\n');
@@ -40,9 +54,9 @@ const opts = parseArgs(process.argv.slice(2));
 // Logs to stderr: stdout carries only the ready line.
 const logger = {
   debug() {},
-  info: (...a) => console.error('[provider] info', ...a),
-  warn: (...a) => console.error('[provider] warn', ...a),
-  error: (...a) => console.error('[provider] error', ...a),
+  info: (...a) => console.error('[provider] info ' + util.format(...a)),
+  warn: (...a) => console.error('[provider] warn ' + util.format(...a)),
+  error: (...a) => console.error('[provider] error ' + util.format(...a)),
 };
 
 // The 300 000-character result repeats this pattern: ASCII, a 2-byte and a 3-byte UTF-8
@@ -174,9 +188,24 @@ const service = {
   },
 };
 
+// sofa-rpc-node's registry with a short ZooKeeper session (node-zookeeper-client's default
+// is 30 s), so a SIGKILLed provider's ephemeral node goes away within seconds.
+function zkRegistry() {
+  if (!opts.zk) return null;
+  const shortSession = {
+    createClient: (address, options) => zookeeper.createClient(address, Object.assign(
+      { sessionTimeout: opts['zk-session-ms'], spinDelay: 200 }, options)),
+  };
+  // address/root: '/dubbo' is Dubbo's root (sofa-rpc-node's default is '/sofa-rpc').
+  return new ZookeeperRegistry({ logger, address: `${opts.zk}/dubbo`, zookeeper: shortSession });
+}
+
 async function main() {
+  const registry = zkRegistry();
   const server = new LoopbackServer({
     logger,
+    registry,
+    publishAddress: '127.0.0.1', // the registered URL's host (else the machine's first IP)
     port: opts.port,
     protocol,
     version: opts.version,
@@ -186,12 +215,21 @@ async function main() {
   server.addService({ interfaceName: opts.interface, version: opts.version, group: opts.group }, service);
   server.on('error', err => logger.error(err && err.stack || err));
   await server.start();
+  let registered = null;
+  if (registry) {
+    await registry.ready();
+    await server.publish(); // resolves once the registry lists this provider
+    registered = [...server.services.values()].map(s => s.publishUrl)[0] || null;
+  }
   process.stdout.write(JSON.stringify({
     ready: opts.port, interface: opts.interface, version: opts.version, group: opts.group,
-    pid: process.pid,
+    pid: process.pid, registered,
   }) + '\n');
   const stop = () => {
-    server.close().catch(() => {}).then(() => process.exit(0));
+    // close() unPublishes first (removes the registry node), then closes the server.
+    server.close().catch(() => {})
+      .then(() => registry && registry.close()).catch(() => {})
+      .then(() => process.exit(0));
     setTimeout(() => process.exit(0), 1000).unref();
   };
   process.on('SIGTERM', stop);
