@@ -151,8 +151,11 @@ class ZooKeeperDubboSource:
 
     async def run(self, publish: Publish) -> None:
         try:
-            from kazoo.client import KazooClient, KazooState
-            from kazoo.recipe.watchers import ChildrenWatch
+            from kazoo.client import KazooClient, KazooState  # type: ignore[import-untyped]
+            from kazoo.recipe.watchers import (  # type: ignore[import-untyped]
+                ChildrenWatch,
+                DataWatch,
+            )
         except ImportError:
             raise RuntimeError("the zookeeper source needs kazoo (pip install kazoo)") from None
         token = trio.lowlevel.current_trio_token()
@@ -178,11 +181,28 @@ class ZooKeeperDubboSource:
         def on_children(children: list[str]) -> None:
             to_loop(self._publish, publish, children)
 
+        watches: list[Any] = []  # the current ChildrenWatch
+        lock = threading.Lock()
+
+        def watch_children() -> None:
+            # kazoo's ChildrenWatch stops for good when its node is deleted (or is missing after
+            # a reconnect): start a new one each time the node exists again
+            with lock:
+                if watches and not watches[-1]._stopped:
+                    return
+                watches[:] = [ChildrenWatch(client, self.path, on_children)]
+
+        def on_node(data: Any, stat: Any) -> None:
+            if stat is None:  # the providers node is gone: no provider listed
+                to_loop(self._publish, publish, [])
+            else:
+                client.handler.spawn(watch_children)
+
         def start() -> None:
             client.start(timeout=self.session_timeout)
             client.add_listener(on_state)
             client.ensure_path(self.path)
-            ChildrenWatch(client, self.path, on_children)
+            DataWatch(client, self.path, on_node)
 
         try:
             await trio.to_thread.run_sync(start, abandon_on_cancel=True)
