@@ -29,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     proxy.add_argument("--protocol", default="auto", metavar="NAME|auto|tcp")
     proxy.add_argument("--upstream", required=True, metavar="HOST:PORT[,HOST:PORT...]")
     proxy.add_argument("--lb", default="round_robin",
-                       help="round_robin, random, least_request, ring_hash or ketama")
+                       help="round_robin, random, least_request, ring_hash, ketama or modula")
     proxy.add_argument("--hash-key", default=None, help="for ring_hash: path, host, header:NAME...")
     proxy.add_argument("--admin", default=None, metavar="HOST:PORT", help="admin API address")
     proxy.add_argument("--timeout", default="15s", help="route timeout (0 = none)")

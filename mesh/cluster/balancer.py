@@ -159,6 +159,27 @@ class Ketama(LoadBalancer):
         return self.endpoints[self._owners[slot % n]]  # panic: everyone is ejected
 
 
+class Modula(LoadBalancer):
+    """twemproxy's ``distribution: modula`` with ``hash: fnv1a_64`` and ``hash_tag: "{}"``.
+
+    As src/hashkit/nc_modula.c: every server appears ``weight`` times in server order, and a
+    key goes to entry ``hash % entries``. Ejected servers leave the list (twemproxy rebuilds
+    it without them), so while one is out the other keys move too, as in twemproxy.
+    """
+
+    def __init__(self, endpoints: Sequence[UpstreamEndpoint]) -> None:
+        super().__init__(endpoints)
+        self._points = [e for e in self.endpoints for _ in range(max(1, e.weight))]
+
+    def pick(self, hash_value: str | None = None) -> UpstreamEndpoint:
+        if hash_value is None:
+            return self._first_healthy(self.endpoints, random.randrange(len(self.endpoints)))
+        points = self._points
+        if not all(e.healthy() for e in self.endpoints):
+            points = [e for e in points if e.healthy()] or points  # all out: panic, use all
+        return points[fnv1a_64(hash_tag(hash_value.encode("latin-1"))) % len(points)]
+
+
 #: keys whose ring slot a Ketama balancer remembers
 _SLOT_CACHE = 1 << 16
 
@@ -202,6 +223,7 @@ BALANCERS: dict[str, type[LoadBalancer]] = {
     "least_request": LeastRequest,
     "ring_hash": RingHash,
     "ketama": Ketama,
+    "modula": Modula,
 }
 
 

@@ -26,7 +26,9 @@ from mesh.config._values import format_address
 
 __all__ = ["LB_POLICIES", "parse_clusters"]
 
-LB_POLICIES = ("round_robin", "random", "least_request", "ring_hash", "ketama")
+LB_POLICIES = ("round_robin", "random", "least_request", "ring_hash", "ketama", "modula")
+#: the twemproxy distributions: they hash the Redis/memcached key unless told otherwise
+_KEY_HASHING = ("ketama", "modula")
 
 # Keys whose absence means the model's default; the defaults live in _model only.
 _OPTIONS: Mapping[str, Reader[Any]] = {
@@ -63,7 +65,7 @@ def _cluster(where: Where, value: Any, known_protocols: Collection[str] | None) 
     lb = section.get("lb", choice(LB_POLICIES, "load balancer"), "round_robin")
     key = section.optional("hash_key", hash_key)
     _check_hash_key(section, lb, key)
-    if lb == "ketama" and key is None:
+    if lb in _KEY_HASHING and key is None:
         key = "header:key"  # the Redis/memcached key, twemproxy's choice
     return Cluster(
         name=section.require("name", string),
@@ -84,10 +86,11 @@ def _check_hash_key(section: Section, lb: str, key: str | None) -> None:
             "lb 'ring_hash' needs a hash_key to hash on",
             "add hash_key: path, host, service, method, source_ip or header:<name>.",
         )
-    if lb not in ("ring_hash", "ketama") and key is not None:
+    if lb not in ("ring_hash", *_KEY_HASHING) and key is not None:
         # A leftover hash_key would let a reader believe requests are sticky.
         raise section.at("hash_key").error(
-            f"hash_key only applies to lb 'ring_hash' or 'ketama', and this cluster uses {lb!r}",
+            f"hash_key only applies to lb 'ring_hash', 'ketama' or 'modula', and this cluster uses "
+            f"{lb!r}",
             "remove hash_key, or set lb: ring_hash.",
         )
 

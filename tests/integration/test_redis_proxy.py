@@ -285,3 +285,57 @@ admin: {{address: {LOOPBACK}:{free_port()}}}
     finally:
         for proc in reversed(procs):
             stop_process(proc)
+
+
+def test_modula_places_keys_as_twemproxy_does(tmp_path: Path) -> None:
+    """``lb: modula`` against nutcracker's ``distribution: modula`` on the same shards, with
+    weights (server 1 counts twice): every key written through nutcracker reads back through
+    rpcmesh."""
+    tools = require_tools("redis-server", "nutcracker")
+    shards, procs = [free_port(), free_port()], []
+    proxy, twem = free_port(), free_port()
+
+    def start(argv: list[str], port: int, name: str) -> None:
+        log = tmp_path / f"{name}.log"
+        proc = subprocess.Popen(argv, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+        procs.append(proc)
+        _wait_port(port, proc, log)
+
+    try:
+        for port in shards:
+            start([tools["redis-server"], "--port", str(port), "--bind", LOOPBACK, "--save", "",
+                   "--appendonly", "no", "--dir", str(tmp_path)], port, f"redis-{port}")
+        conf = tmp_path / "nutcracker.yml"
+        conf.write_text(f"pool:\n  listen: {LOOPBACK}:{twem}\n  hash: fnv1a_64\n"
+                        f"  distribution: modula\n  hash_tag: \"{{}}\"\n  redis: true\n"
+                        f"  servers:\n    - {LOOPBACK}:{shards[0]}:2\n    - {LOOPBACK}:{shards[1]}:1\n")
+        start([tools["nutcracker"], "-c", str(conf), "-s", str(free_port())], twem, "nutcracker")
+        config = tmp_path / "mesh.yaml"
+        config.write_text(f"""\
+listeners:
+  - {{name: redis, address: "{LOOPBACK}:{proxy}", protocol: redis, routes: [{{cluster: shards}}]}}
+clusters:
+  - name: shards
+    lb: modula
+    endpoints:
+      - {{address: "{LOOPBACK}:{shards[0]}", weight: 2}}
+      - {{address: "{LOOPBACK}:{shards[1]}", weight: 1}}
+admin: null
+""")
+        start([sys.executable, "-m", "mesh", "run", str(config)], proxy, "mesh")
+        keys = [hashlib.sha1(b"m%d" % i).hexdigest().encode() for i in range(120)] + [b"{tag}.a", b"{tag}.b"]
+        wire = b"".join(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$4\r\ntwem\r\n" % (len(k), k) for k in keys)
+        with socket.create_connection((LOOPBACK, twem), timeout=10) as sock:
+            sock.sendall(wire)
+            got = b""
+            while got.count(b"\r\n") < len(keys):
+                chunk = sock.recv(65536)
+                assert chunk, got
+                got += chunk
+        ours = redis.Redis(host=LOOPBACK, port=proxy)
+        assert all(ours.get(k) == b"twem" for k in keys)
+        on_first = sum(1 for k in keys if redis.Redis(host=LOOPBACK, port=shards[0]).exists(k))
+        assert 60 < on_first < len(keys)  # about two thirds: the weight counts
+    finally:
+        for proc in reversed(procs):
+            stop_process(proc)

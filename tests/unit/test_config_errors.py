@@ -337,7 +337,7 @@ CASES: list[tuple[tuple[tuple[str, Any], ...], str, str, str]] = [
         ((f"{C0}/lb", "fastest"),),
         "clusters[0].lb",
         "unknown load balancer 'fastest'",
-        "least_request, random, ring_hash, round_robin.",
+        "least_request, modula, random, ring_hash, round_robin.",
     ),
     (((f"{C0}/lb", "ring_hash"),), "clusters[0]", "lb 'ring_hash' needs a hash_key", "header:<name>"),
     (
