@@ -149,6 +149,12 @@ class ServerConnection(_Role):
 
     def local_reply(self, request: Headers, status: Status, message: str) -> list[Event]:
         code = STATUS_CODES[status]
+        flags = request.extensions.get("flags", HESSIAN2)
+        if status is Status.NO_ROUTE and flags & SERIALIZATION != HESSIAN2:
+            # the body was not read: say why no interface/method/version route could match
+            message += (f" (serialization id {flags & SERIALIZATION} is not hessian2, so the call "
+                        "is routed by its header alone: give it a route that matches no body "
+                        "field, e.g. a catch-all route)")
         raw = error_frame(request.stream_id, code, f"rpcmesh: {message}")
         return [Headers(request.stream_id, _STATUS_FIELD[code], True,
                         {"frame": raw, "status": code, "status_class": "error"})]

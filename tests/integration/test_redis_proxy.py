@@ -333,7 +333,9 @@ admin: null
                 assert chunk, got
                 got += chunk
         ours = redis.Redis(host=LOOPBACK, port=proxy)
-        assert all(ours.get(k) == b"twem" for k in keys)
+        wrong = [(k, [i for i, p in enumerate(shards) if redis.Redis(host=LOOPBACK, port=p).exists(k)])
+                 for k in keys if ours.get(k) != b"twem"]
+        assert not wrong, (wrong[:5], len(wrong), tail(tmp_path / "mesh.log"))
         on_first = sum(1 for k in keys if redis.Redis(host=LOOPBACK, port=shards[0]).exists(k))
         assert 60 < on_first < len(keys)  # about two thirds: the weight counts
     finally:

@@ -562,3 +562,18 @@ def test_match() -> None:
     assert codec.match(frame_of("echo", "node", "consumer")) is MATCH
     for foreign in (b"G", b"GET /", b"*3\r\n", b"\x00\x00", b"\xda\xbc", b"ls\r\n"):
         assert codec.match(foreign) is FAIL
+
+
+def test_no_route_for_a_non_hessian2_call_says_why() -> None:
+    from mesh.codecs.dubbo import codec as dubbo
+
+    from mesh.codec import ConnectionOptions, Headers, Role, Status
+
+    server = dubbo.connection(Role.SERVER, ConnectionOptions())
+    fastjson = b"\xda\xbb\xc6\x00" + (9).to_bytes(8, "big") + (2).to_bytes(4, "big") + b"{}"
+    server.receive_data(fastjson)
+    request = server.next_event()
+    assert isinstance(request, Headers) and request.extensions["call"] is None
+    (reply,) = server.local_reply(request, Status.NO_ROUTE, "NO_ROUTE: no route matched")
+    frame = reply.extensions["frame"]
+    assert frame[3] == 60 and b"serialization id 6 is not hessian2" in frame
