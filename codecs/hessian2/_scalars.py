@@ -152,14 +152,7 @@ def binary_at(data: bytes | bytearray, pos: int, limit: int) -> tuple[bytes, lis
     total = 0
     while True:
         tag = data[pos]
-        if 0x20 <= tag < 0x30:
-            size, at, more = tag - 0x20, pos + 1, False
-        elif 0x34 <= tag < 0x38:
-            size, at, more = ((tag - 0x34) << 8) + data[pos + 1], pos + 2, False
-        elif tag in (BINARY, BINARY_CHUNK):
-            size, at, more = U16.unpack_from(data, pos + 1)[0], pos + 3, tag == BINARY_CHUNK
-        else:
-            raise bad_tag(pos, tag, "a binary piece")
+        size, at, more = _binary_piece(data, pos, tag)
         total += size
         check_length(size, start, tag, len(data) - at, limit, total)
         pos = at + size
@@ -169,19 +162,23 @@ def binary_at(data: bytes | bytearray, pos: int, limit: int) -> tuple[bytes, lis
             return b"".join(pieces), sizes, pos
 
 
+def _binary_piece(data: bytes | bytearray, pos: int, tag: int) -> tuple[int, int, bool]:
+    """(size, where the bytes start, more pieces follow) of the binary piece at ``pos``."""
+    if 0x20 <= tag < 0x30:
+        return tag - 0x20, pos + 1, False
+    if 0x34 <= tag < 0x38:
+        return ((tag - 0x34) << 8) + data[pos + 1], pos + 2, False
+    if tag == BINARY or tag == BINARY_CHUNK:  # noqa: SIM109 (two int compares beat a tuple)
+        return U16.unpack_from(data, pos + 1)[0], pos + 3, tag == BINARY_CHUNK
+    raise bad_tag(pos, tag, "a binary piece")
+
+
 def binary_end(data: bytes | bytearray, pos: int, limit: int) -> int:
     start = pos
     total = 0
     while True:
         tag = data[pos]
-        if 0x20 <= tag < 0x30:
-            size, at, more = tag - 0x20, pos + 1, False
-        elif 0x34 <= tag < 0x38:
-            size, at, more = ((tag - 0x34) << 8) + data[pos + 1], pos + 2, False
-        elif tag in (BINARY, BINARY_CHUNK):
-            size, at, more = U16.unpack_from(data, pos + 1)[0], pos + 3, tag == BINARY_CHUNK
-        else:
-            raise bad_tag(pos, tag, "a binary piece")
+        size, at, more = _binary_piece(data, pos, tag)
         total += size
         check_length(size, start, tag, len(data) - at, limit, total)
         pos = at + size
