@@ -56,6 +56,8 @@ def _listener(listener: Listener) -> dict[str, Any]:
         "idle_timeout": listener.idle_timeout,
         "max_header_size": listener.max_header_size,
         "upstream_protocol": listener.upstream_protocol,
+        "protocol_options": {k: "<redacted>" if _secret(k) else v
+                             for k, v in listener.protocol_options.items()},
     }
 
 
@@ -131,3 +133,8 @@ def thaw(value: Any) -> Any:
     if isinstance(value, tuple):
         return [thaw(item) for item in value]
     return value
+
+
+def _secret(key: str) -> bool:
+    """Settings /config_dump must not show (a Redis password...)."""
+    return any(word in key.lower() for word in ("password", "secret", "token"))

@@ -41,6 +41,7 @@ _KEYS = (
     "cluster",
     "filters",
     "upstream_protocol",
+    "protocol_options",
     *_OPTIONS,
 )
 _ROUTE_KEYS = ("name", "match", "cluster", "weighted_clusters", "timeout", "hash_key")
@@ -90,6 +91,8 @@ def _listener(where: Where, value: Any, context: Context) -> Listener:
         upstream_protocol=section.optional(
             "upstream_protocol", plugin_name(context.known_protocols, "protocol")
         ),
+        protocol_options=section.get("protocol_options", _protocol_options,
+                                     types.MappingProxyType({})),
         **section.options(_OPTIONS),
     )
 
@@ -183,6 +186,15 @@ def _filter(where: Where, value: Any, context: Context) -> FilterConfig:
     name = section.require("name", plugin_name(context.known_filters, "filter"))
     config = section.optional("config", _filter_settings) or types.MappingProxyType({})
     return FilterConfig(name, config)
+
+
+def _protocol_options(where: Where, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise type_error(where, value, "a mapping of the codec's settings",
+                         "write them as key: value, e.g. password: s3cret for redis.")
+    frozen = freeze(value)
+    assert isinstance(frozen, Mapping)
+    return frozen
 
 
 def _filter_settings(where: Where, value: Any) -> Mapping[str, Any]:

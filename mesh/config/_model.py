@@ -135,6 +135,8 @@ class Listener:
     idle_timeout: float = 300.0
     max_header_size: int = 65536
     upstream_protocol: str | None = None
+    #: the codec's own settings (Redis ``password``...), handed to it as ConnectionOptions.extra
+    protocol_options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
 
 @dataclass(frozen=True, slots=True)

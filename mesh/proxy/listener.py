@@ -40,7 +40,8 @@ class ListenerRuntime:
         self.clusters = clusters
         self.filters = filters
         self.routes = RouteTable(config.routes)
-        self.options = ConnectionOptions(max_header_size=config.max_header_size)
+        self.options = ConnectionOptions(max_header_size=config.max_header_size,
+                                         extra=dict(config.protocol_options))
         self.fixed_codec: Codec | None = None
         if config.protocol not in ("auto", "tcp"):
             self.fixed_codec = codecs[config.protocol]

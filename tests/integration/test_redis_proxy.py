@@ -341,3 +341,43 @@ admin: null
     finally:
         for proc in reversed(procs):
             stop_process(proc)
+
+
+def test_auth_against_the_configured_password(tmp_path: Path) -> None:
+    """``protocol_options: {password: ...}`` on the listener: redis-py with the password works,
+    without it gets NOAUTH, a wrong one WRONGPASS; /config_dump does not show the password."""
+    tools = require_tools("redis-server")
+    shard, proxy, admin, procs = free_port(), free_port(), free_port(), []
+    config = tmp_path / "mesh.yaml"
+    config.write_text(f"""\
+listeners:
+  - name: redis
+    address: "{LOOPBACK}:{proxy}"
+    protocol: redis
+    protocol_options: {{password: s3cret}}
+    cluster: shard
+clusters:
+  - {{name: shard, endpoints: ["{LOOPBACK}:{shard}"]}}
+admin: {{address: "{LOOPBACK}:{admin}"}}
+""")
+    try:
+        for argv, port, name in (
+                ([tools["redis-server"], "--port", str(shard), "--bind", LOOPBACK, "--save", "",
+                  "--appendonly", "no", "--dir", str(tmp_path)], shard, "redis"),
+                ([sys.executable, "-m", "mesh", "run", str(config)], proxy, "mesh")):
+            log = tmp_path / f"{name}.log"
+            procs.append(subprocess.Popen(argv, stdout=log.open("ab"), stderr=subprocess.STDOUT))
+            _wait_port(port, procs[-1], log)
+        good = redis.Redis(host=LOOPBACK, port=proxy, password="s3cret", socket_timeout=5)
+        assert good.set("a", "1") is True and good.get("a") == b"1"
+        anonymous = redis.Redis(host=LOOPBACK, port=proxy, socket_timeout=5)
+        with pytest.raises(redis.AuthenticationError):
+            anonymous.get("a")
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(host=LOOPBACK, port=proxy, password="nope", socket_timeout=5).get("a")
+        dump = subprocess.run(["curl", "-s", f"http://{LOOPBACK}:{admin}/config_dump"],
+                              capture_output=True, timeout=10).stdout
+        assert b"s3cret" not in dump and b"<redacted>" in dump
+    finally:
+        for proc in reversed(procs):
+            stop_process(proc)
