@@ -11,6 +11,7 @@ up to ``last`` (negative ``last`` counts from the end, -1 the last argument).
   unless all of them hash alike, e.g. share a ``{hash tag}``;
 - ``sum`` / ``mget`` / ``mset``: multi-key commands split per shard and merged
   (counts summed, values kept in key order, OK once all shards said OK);
+- ``block``: blocking (BLPOP & co): on the client's own upstream connection, or refused;
 - ``local``: answered by the proxy itself;
 - ``deny``: refused with the reason in ``note``.
 """
@@ -65,9 +66,15 @@ exists -2 1 -1 1 sum  touch -2 1 -1 1 sum
 
 _LOCAL = "ping -1 echo 2 quit -1 select 2 client -2 hello -1 command -1 auth -2 info -1 reset 1"
 
+# name arity first last step: blocking commands, run on the client's own upstream connection
+# (protocol_options blocking: dedicated, the default) or refused (blocking: refuse)
+_BLOCK = """
+blpop -3 1 -2 1  brpop -3 1 -2 1  brpoplpush 4 1 2 1  blmove 6 1 2 1  bzpopmin -3 1 -2 1
+bzpopmax -3 1 -2 1
+"""
+
 _DENY = {
-    "blocking commands would hold a shared upstream connection": (
-        "blpop brpop brpoplpush blmove blmpop bzpopmin bzpopmax bzmpop"),
+    "numkeys blocking commands are not supported through the sharding proxy": "blmpop bzmpop",
     "transactions (MULTI/EXEC/WATCH) are not supported through the sharding proxy": (
         "multi exec discard watch unwatch"),
     "pub/sub is not supported through the sharding proxy": (
@@ -91,6 +98,11 @@ def _build() -> dict[bytes, Command]:
         name, arity, first, last, step = words[i : i + 5]
         table[name.encode()] = Command(name.encode(), int(arity), int(first), int(last), int(step),
                                        "same")
+    words = _BLOCK.split()
+    for i in range(0, len(words), 5):
+        name, arity, first, last, step = words[i : i + 5]
+        table[name.encode()] = Command(name.encode(), int(arity), int(first), int(last), int(step),
+                                       "block")
     words = _SPLIT.split()
     for i in range(0, len(words), 6):
         name, arity, first, last, step, kind = words[i : i + 6]

@@ -38,6 +38,7 @@ class LocalAnswers:
         password = options.extra.get("password")
         self._password: bytes | None = password.encode() if isinstance(password, str) else None
         self._authed = self._password is None
+        self._blocking = str(options.extra.get("blocking", "dedicated"))
         self._name: bytes | None = None
         self._resp3 = False
         self._quit = False
@@ -63,14 +64,20 @@ class LocalAnswers:
             return self._error(request, f"{_text(name).upper()} refused: {cmd.note}")
         if kind == "mset" and (n - 1) % 2:
             return self._error(request, f"wrong number of arguments for '{_text(name)}' command")
-        if kind != "same":
+        if kind != "same" and kind != "block":
             return None  # mget/mset/sum: split per shard by fan_out when keys spread
+        if kind == "block" and self._blocking != "dedicated":
+            return self._error(request, f"{_text(name).upper()} refused: blocking commands would "
+                               "hold a shared upstream connection (protocol_options blocking: "
+                               "dedicated runs them on a connection of their own)")
         keys = keys_of(cmd, args)
         slot = hash_slot_key(keys[0])
-        if all(hash_slot_key(k) == slot for k in keys):
-            return None
-        return self._error(request, f"{_text(name).upper()} keys may live on different shards; "
-                           "give them a common {hash tag}")
+        if not all(hash_slot_key(k) == slot for k in keys):
+            return self._error(request, f"{_text(name).upper()} keys may live on different "
+                               "shards; give them a common {hash tag}")
+        if kind == "block":
+            request.extensions["dedicated"] = True  # mesh/proxy/dedicated.py
+        return None
 
     def fan_out(self, request: Headers) -> KeyFanout | None:
         """MGET/MSET/DEL/UNLINK/EXISTS/TOUCH over keys with different hash tags: the parts.

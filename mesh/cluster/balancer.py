@@ -125,9 +125,7 @@ class Ketama(LoadBalancer):
         count = len(self.endpoints)
         ring: list[tuple[int, int]] = []
         for index, endpoint in enumerate(self.endpoints):
-            name = endpoint.metadata.get("name")
-            if not name:
-                name = endpoint.host if endpoint.port == 11211 else f"{endpoint.host}:{endpoint.port}"
+            name = twemproxy_name(endpoint)
             pct = _f32(max(1, endpoint.weight) / total)
             points = int(math.floor(_f32(_f32(pct * 160 / 4) * count) + 0.0000000001)) * 4
             for i in range(points // 4):
@@ -169,7 +167,12 @@ class Modula(LoadBalancer):
 
     def __init__(self, endpoints: Sequence[UpstreamEndpoint]) -> None:
         super().__init__(endpoints)
-        self._points = [e for e in self.endpoints for _ in range(max(1, e.weight))]
+        # twemproxy sorts a pool's servers by name when it validates its config (shorter
+        # names first, then bytewise: nc_conf.c conf_validate_server), and modula counts
+        # in that order, not the order of the config file
+        ordered = sorted(self.endpoints, key=lambda e: (len(twemproxy_name(e).encode()),
+                                                        twemproxy_name(e).encode()))
+        self._points = [e for e in ordered for _ in range(max(1, e.weight))]
 
     def pick(self, hash_value: str | None = None) -> UpstreamEndpoint:
         if hash_value is None:
@@ -182,6 +185,14 @@ class Modula(LoadBalancer):
 
 #: keys whose ring slot a Ketama balancer remembers
 _SLOT_CACHE = 1 << 16
+
+
+def twemproxy_name(endpoint: UpstreamEndpoint) -> str:
+    """The server's name in twemproxy: metadata ``name``, else host:port (host on 11211)."""
+    name = endpoint.metadata.get("name")
+    if name:
+        return name
+    return endpoint.host if endpoint.port == 11211 else f"{endpoint.host}:{endpoint.port}"
 
 
 def _f32(value: float) -> float:

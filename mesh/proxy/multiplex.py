@@ -37,6 +37,7 @@ from mesh.codec import (
 from mesh.net.connection import RECV_SIZE, Connection, ConnectionBroken
 from mesh.net.flush import end_of_batch, in_flight, mark_dirty
 from mesh.net.reaper import TICK
+from mesh.proxy.dedicated import DedicatedLinks
 from mesh.proxy.fanout import Fanout, FanoutJob
 from mesh.proxy.routing import route_exchange
 from mesh.stream import Exchange
@@ -102,6 +103,8 @@ class MultiplexSession:
         self._drained = trio.Event()
         self._settled = trio.Event()
         self._idle = runtime.config.idle_timeout or math.inf
+        #: this client's own upstream connections (blocking commands); made in run()
+        self._links: DedicatedLinks | None = None
         #: when an idle client is let go (mesh.net.reaper sweeps it); 0 while exchanges run
         self.deadline = 0.0
 
@@ -111,6 +114,7 @@ class MultiplexSession:
         self.lr.reaper.add(self)
         try:
             async with trio.open_nursery() as nursery:
+                self._links = DedicatedLinks(nursery)
                 nursery.start_soon(self._writer)
                 nursery.start_soon(self._timer)
                 error: RemoteProtocolError | None = None
@@ -132,6 +136,8 @@ class MultiplexSession:
             pass
         finally:
             self.lr.reaper.discard(self)
+            if self._links is not None:
+                self._links.close()
             self._abandon_all()
             self.conn.close()
 
@@ -235,7 +241,12 @@ class MultiplexSession:
         cluster, route = exchange.cluster, exchange.route
         assert cluster is not None and route is not None
         # a codec may send this connection's requests to other pools (Redis after HELLO 3)
-        pool = self.lr.pool_for(getattr(self.cc, "upstream_codec", None) or self.codec, cluster)
+        codec = getattr(self.cc, "upstream_codec", None) or self.codec
+        if exchange.request.extensions.get("dedicated"):
+            endpoint = exchange.endpoint = cluster.pick(exchange.keys, exchange.source_ip,
+                                                        route.hash_key)
+            return self._forward_dedicated(inflight, codec, endpoint)
+        pool = self.lr.pool_for(codec, cluster)
         if not isinstance(pool, SharedPool):
             raise UpstreamError(Status.INTERNAL, f"cluster {cluster.name!r} speaks a one-at-a-time "
                                 "protocol; bridging from a multiplexed one is not supported yet")
@@ -264,6 +275,17 @@ class MultiplexSession:
         if timeout:
             inflight.deadline = time.monotonic() + timeout
             self._wake_timer.set()
+
+    async def _forward_dedicated(self, inflight: _InFlight, codec: Codec,
+                                 endpoint: UpstreamEndpoint) -> None:
+        """A request that may hold its connection (Redis BLPOP): the client's own connection."""
+        cluster = inflight.exchange.cluster
+        assert self._links is not None and cluster is not None
+        try:
+            await self._links.send(codec, self.lr.options, endpoint, cluster.config.connect_timeout,
+                                   inflight.exchange.request, inflight)
+        except UpstreamError as exc:
+            self._upstream_failed(inflight, exc)
 
     async def _connect_and_submit(self, inflight: _InFlight, pool: SharedPool,
                                   endpoint: UpstreamEndpoint) -> None:

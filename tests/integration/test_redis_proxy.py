@@ -135,8 +135,6 @@ def test_pipeline_order_and_errors_in_the_middle(client: Any) -> None:
 def test_arity_and_refusals_keep_the_connection(client: Any) -> None:
     with pytest.raises(redis.ResponseError, match="wrong number of arguments for 'get'"):
         client.execute_command("GET")
-    with pytest.raises(redis.ResponseError, match="blocking"):
-        client.execute_command("BLPOP", "q", "0")
     with pytest.raises(redis.ResponseError, match="MULTI"):
         client.execute_command("MULTI")
     with pytest.raises(redis.ResponseError, match="unknown"):
@@ -173,6 +171,34 @@ def test_multi_key_on_the_wire_with_redis_cli(fleet: Fleet) -> None:
                          input=b"MSET a 1 b 2 c 3 d 4\nMGET a x b c d\nDEL a b c d x\n",
                          capture_output=True, timeout=10, check=True)
     assert out.stdout.decode().split() == ["OK", "1", "2", "3", "4", "4"]
+
+
+def test_blocking_commands_run_on_the_clients_own_connection(fleet: Fleet, client: Any) -> None:
+    """BLPOP waits on a connection of its own: other clients go on meanwhile, a push from
+    another client wakes it, its own timeout ends it, and the client's later commands keep
+    their order behind it."""
+    import threading
+
+    client.delete("bq")
+    other = redis.Redis(host=LOOPBACK, port=fleet.proxy, socket_timeout=10)
+    result: list[Any] = []
+    waiter = threading.Thread(target=lambda: result.append(client.blpop(["bq"], timeout=5)))
+    started = time.monotonic()
+    waiter.start()
+    time.sleep(0.3)
+    for i in range(50):  # the shared connections are not held by the waiting BLPOP
+        assert other.set(f"busy:{i}", i) is True
+    assert time.monotonic() - started < 2
+    assert other.rpush("bq", "woken") == 1
+    waiter.join(timeout=10)
+    assert [tuple(r) for r in result] == [(b"bq", b"woken")]  # RESP3: a list
+    assert client.blpop(["bq"], timeout=1) is None  # its own timeout, answered nil
+    pipe = client.pipeline(transaction=False)
+    pipe.set("after", "1").brpop(["bq"], timeout=1).get("after")
+    assert pipe.execute() == [True, None, b"1"]  # in order behind the blocking command
+    with pytest.raises(redis.ResponseError, match="different shards"):
+        client.execute_command("BLPOP", "q1", "q2-elsewhere", "1")
+    other.close()
 
 
 def test_redis_cli(fleet: Fleet) -> None:

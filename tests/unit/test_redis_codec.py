@@ -146,7 +146,11 @@ def test_local_answers_and_refusals() -> None:
     assert _answer(conn, b"CLIENT", b"SETNAME", b"me") == b"+OK\r\n"
     assert _answer(conn, b"CLIENT", b"GETNAME") == b"$2\r\nme\r\n"
     assert _answer(conn, b"GET") == b"-ERR wrong number of arguments for 'get' command\r\n"
-    assert b"blocking" in _answer(conn, b"BLPOP", b"q", b"0")  # type: ignore[operator]
+    assert _answer(conn, b"BLPOP", b"q", b"0") is None  # on the client's own connection
+    assert b"different shards" in _answer(conn, b"BLPOP", b"q", b"r", b"0")  # type: ignore[operator]
+    assert b"numkeys" in _answer(conn, b"BLMPOP", b"0", b"1", b"q", b"LEFT")  # type: ignore[operator]
+    refusing = codec.connection(Role.SERVER, ConnectionOptions(extra={"blocking": "refuse"}))
+    assert b"blocking" in _answer(refusing, b"BLPOP", b"q", b"0")  # type: ignore[operator]
     assert b"unknown" in _answer(conn, b"FOO")  # type: ignore[operator]
     assert _answer(conn, b"MGET", b"{t}a", b"{t}b") is None
     assert _answer(conn, b"MGET", b"a", b"b") is None  # split per shard by fan_out
