@@ -153,7 +153,7 @@ async def _discover(cluster: UpstreamCluster, source: EndpointSource) -> None:
     backoff = 0.5
     while True:
         try:
-            await source.run(cluster.update_endpoints)
+            await source.run(cluster.update_endpoints, cluster.report_discovery)
             return
         except Exception as exc:  # a source must never take the worker down
             kept = len(cluster.endpoints)

@@ -102,6 +102,10 @@ class UpstreamCluster:
         self.endpoints, self.balancer = tuple(fresh), balancer
         self.discovery_state = f"{len(fresh)} endpoints"
 
+    def report_discovery(self, state: str) -> None:
+        """A discovery source's word on its registry, for /clusters."""
+        self.discovery_state = f"{state}; {len(self.endpoints)} endpoints in use"
+
     def describe(self) -> dict[str, Any]:
         """State for the admin ``/clusters`` page."""
         return {

@@ -18,14 +18,17 @@ from typing import Protocol
 
 from mesh.config import Endpoint
 
-__all__ = ["Endpoint", "EndpointSource", "Publish"]
+__all__ = ["Endpoint", "EndpointSource", "Publish", "Report"]
 
 #: what a source calls with the complete, current endpoint set
 Publish = Callable[[Sequence[Endpoint]], None]
+#: what a source calls to say how its registry is doing ("disconnected; keeping 3 endpoints"),
+#: shown as the cluster's ``discovery`` state on the admin /clusters page
+Report = Callable[[str], None]
 
 
 class EndpointSource(Protocol):
     """One cluster's endpoints, watched in a registry."""
 
-    async def run(self, publish: Publish) -> None:
+    async def run(self, publish: Publish, report: Report) -> None:
         """Watch the registry and ``publish`` every change; runs until cancelled."""

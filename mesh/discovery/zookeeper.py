@@ -32,7 +32,7 @@ import trio
 
 from mesh.config import Endpoint
 from mesh.config._values import parse_duration
-from mesh.discovery import Publish
+from mesh.discovery import Publish, Report
 
 __all__ = ["ZooKeeperDubboSource", "parse_provider"]
 
@@ -149,7 +149,16 @@ class ZooKeeperDubboSource:
         log.info("providers", path=self.path, endpoints=[f"{e.host}:{e.port}" for e in endpoints])
         publish(endpoints)
 
-    async def run(self, publish: Publish) -> None:
+    def _state_changed(self, report: Report, state: str, connected: bool) -> None:
+        if connected:
+            log.info("zookeeper_state", address=self.address, state=state)
+            report(f"zookeeper {self.address} connected")
+        else:
+            log.warning("zookeeper_state", address=self.address, state=state,
+                        kept_endpoints=len(self._last))
+            report(f"zookeeper {self.address} {state.lower()}: keeping the last known endpoints")
+
+    async def run(self, publish: Publish, report: Report) -> None:
         try:
             from kazoo.client import KazooClient, KazooState  # type: ignore[import-untyped]
             from kazoo.recipe.watchers import (  # type: ignore[import-untyped]
@@ -173,10 +182,7 @@ class ZooKeeperDubboSource:
                 pass
 
         def on_state(state: Any) -> None:
-            to_loop(lambda: log.warning("zookeeper_state", address=self.address, state=str(state),
-                                        kept_endpoints=len(self._last))
-                    if state != KazooState.CONNECTED else
-                    log.info("zookeeper_state", address=self.address, state=str(state)))
+            to_loop(self._state_changed, report, str(state), state == KazooState.CONNECTED)
 
         def on_children(children: list[str]) -> None:
             to_loop(self._publish, publish, children)

@@ -261,6 +261,11 @@ def test_zookeeper_restart_loses_no_endpoint(world: dict[str, Any],
         time.sleep(0.05)
     assert calls >= 10
     assert mesh.proc.poll() is None
+    # /clusters says what is going on (the ZooKeeper client noticed within its session time)
+    deadline = time.monotonic() + 10
+    while "keeping the last known endpoints" not in (mesh.cluster()["discovery"] or ""):
+        assert time.monotonic() < deadline, mesh.cluster()["discovery"]
+        time.sleep(0.1)
     zk.start()
     # back: calls go on; the provider's session (or a new registration) is listed again
     deadline = time.monotonic() + 10
