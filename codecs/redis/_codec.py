@@ -40,6 +40,9 @@ class RedisKeys(RequestKeys):
     def get(self, name: str) -> str | None:
         args: list[bytes] = self._headers.extensions.get("args") or []
         if name == "key":
+            route: bytes | None = self._headers.extensions.get("route_key")
+            if route is not None:  # a transaction's command goes where its first key went
+                return route.decode("latin-1")
             cmd = COMMANDS.get(args[0].lower()) if args else None
             if cmd is None:
                 return None

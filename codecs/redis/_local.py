@@ -12,6 +12,7 @@ from mesh.codec import ConnectionOptions, Event, Headers
 from ._commands import COMMANDS, Command, hash_slot_key, keys_of
 from ._fanout import KeyFanout
 from ._resp import error_reply
+from ._tx import Transaction
 
 __all__ = ["LocalAnswers"]
 
@@ -42,6 +43,7 @@ class LocalAnswers:
         self._name: bytes | None = None
         self._resp3 = False
         self._quit = False
+        self._tx: Transaction | None = None
 
     def local_answer(self, request: Headers) -> list[Event] | None:
         """The reply when the proxy answers ``request`` itself; None to forward it."""
@@ -56,6 +58,8 @@ class LocalAnswers:
         kind = cmd.kind
         if not self._authed and name not in (b"auth", b"hello", b"quit"):
             return self._reply(request, b"-NOAUTH Authentication required.\r\n")
+        if kind == "tx" or self._tx is not None:
+            return self._transaction(request, name, cmd, args)
         if kind == "key":
             return None
         if kind == "local":
@@ -78,6 +82,28 @@ class LocalAnswers:
         if kind == "block":
             request.extensions["dedicated"] = True  # mesh/proxy/dedicated.py
         return None
+
+    def _transaction(self, request: Headers, name: bytes, cmd: Command,
+                     args: list[bytes]) -> list[Event] | None:
+        """MULTI/EXEC/DISCARD, and every command between them (codecs/redis/_tx.py)."""
+        tx = self._tx
+        if name == b"multi":
+            if tx is not None:
+                return self._error(request, "MULTI calls can not be nested")
+            self._tx = Transaction()
+            return self._reply(request, _OK)
+        if name in (b"exec", b"discard"):
+            if tx is None:
+                return self._error(request, f"{_text(name).upper()} without MULTI")
+            self._tx = None
+            answer = tx.finish(request, name)
+            return None if answer is None else self._reply(request, answer)
+        if name in (b"quit", b"reset"):
+            self._tx = None
+            return self._reply(request, self._answer(name, args))
+        assert tx is not None
+        error = tx.queue(request, cmd, args)
+        return None if error is None else self._reply(request, error)
 
     def fan_out(self, request: Headers) -> KeyFanout | None:
         """MGET/MSET/DEL/UNLINK/EXISTS/TOUCH over keys with different hash tags: the parts.

@@ -1,11 +1,12 @@
 """Upstream connections that belong to one downstream client.
 
-A request whose codec marks it ``extensions["dedicated"] = True`` (Redis BLPOP & co: it may
-hold its connection for seconds) must not sit on a shared upstream connection, where every
-other client's replies would queue behind it. It goes on a connection of its own, one per
-client and endpoint, opened on first use and closed with the client; requests on it are
-answered in order by one reader task. No route timeout applies: such a command carries its own
-(``BLPOP key 5``), and the proxy waits as long as the server does.
+A request whose codec marks it ``extensions["dedicated"] = True`` must not sit on a shared
+upstream connection: Redis BLPOP & co may hold their connection for seconds, where every other
+client's replies would queue behind them, and a MULTI transaction lives on one connection. It
+goes on a connection of its own, one per client and endpoint, opened on first use and closed
+with the client; requests on it are answered in order by one reader task. No route timeout
+applies: such a command carries its own (``BLPOP key 5``), and the proxy waits as long as the
+server does.
 """
 
 from __future__ import annotations
@@ -41,6 +42,17 @@ class Sink(Protocol):
     def on_event(self, event: Event) -> None: ...
 
     def on_failure(self, status: Status, reason: str) -> None: ...
+
+
+class _Drop:
+    def on_event(self, event: Event) -> None:
+        pass
+
+    def on_failure(self, status: Status, reason: str) -> None:
+        pass
+
+
+_DROP = _Drop()
 
 
 class _Link:
@@ -102,6 +114,10 @@ class DedicatedLinks:
             link = self._links[endpoint] = _Link(conn, codec, options, endpoint)
             self._nursery.start_soon(link.read)
         try:
+            # requests the codec wants sent first, whose replies nobody reads (a held-back
+            # MULTI ahead of a transaction's first command)
+            for before in request.extensions.get("before", ()):
+                await link.send(before, _DROP)
             await link.send(request, sink)
         except ConnectionBroken:
             link.conn.close()  # the reader fails what waits on it

@@ -135,8 +135,10 @@ def test_pipeline_order_and_errors_in_the_middle(client: Any) -> None:
 def test_arity_and_refusals_keep_the_connection(client: Any) -> None:
     with pytest.raises(redis.ResponseError, match="wrong number of arguments for 'get'"):
         client.execute_command("GET")
-    with pytest.raises(redis.ResponseError, match="MULTI"):
-        client.execute_command("MULTI")
+    with pytest.raises(redis.ResponseError, match="WATCH"):
+        client.execute_command("WATCH", "k")
+    with pytest.raises(redis.ResponseError, match="EXEC without MULTI"):
+        client.execute_command("EXEC")
     with pytest.raises(redis.ResponseError, match="unknown"):
         client.execute_command("NOSUCHCOMMAND", "x")
     assert client.echo("still here") == b"still here"
@@ -199,6 +201,50 @@ def test_blocking_commands_run_on_the_clients_own_connection(fleet: Fleet, clien
     with pytest.raises(redis.ResponseError, match="different shards"):
         client.execute_command("BLPOP", "q1", "q2-elsewhere", "1")
     other.close()
+
+
+def test_multi_exec_runs_on_the_shard_of_its_first_key(fleet: Fleet, client: Any) -> None:
+    """redis-py transactions through the proxy: queued on the shard of the first key, executed
+    atomically there; keys elsewhere make Redis itself abort the EXEC; an empty one and DISCARD
+    are answered by the proxy; the connection goes on afterwards."""
+    client.delete("{acct}.a", "{acct}.b")
+    pipe = client.pipeline(transaction=True)
+    pipe.set("{acct}.a", 10).incrby("{acct}.a", 5).rpush("{acct}.b", "x").get("{acct}.a")
+    assert pipe.execute() == [True, 15, 1, b"15"]
+    shard = _shard_of(fleet, b"{acct}.a")
+    assert shard == _shard_of(fleet, b"{acct}.b") and len(shard) == 1
+    # a key on another shard: Redis refuses it at queue time and aborts the EXEC
+    keys = [hashlib.sha1(b"tx%d" % i).hexdigest() for i in range(40)]
+    elsewhere = next(k for k in keys if _shard_of(fleet, b"{acct}.a") != _placement(fleet, k))
+    pipe = client.pipeline(transaction=True)
+    pipe.incr("{acct}.a").set(elsewhere, "1")
+    # redis-py reports the queue-time error the server gave (and Redis answered EXECABORT)
+    with pytest.raises(redis.ResponseError, match="RPCMESH-KEY-ON-ANOTHER-SHARD"):
+        pipe.execute()
+    assert client.get("{acct}.a") == b"15"  # nothing of the aborted transaction ran
+    wire = [b"MULTI", b"INCR {acct}.a", b"SET " + elsewhere.encode() + b" 1", b"EXEC"]
+    out = subprocess.run(["redis-cli", "-h", LOOPBACK, "-p", str(fleet.proxy)],
+                         input=b"\n".join(wire) + b"\n", capture_output=True, timeout=10).stdout
+    lines = [line for line in out.decode().splitlines() if line]
+    assert lines[:2] == ["OK", "QUEUED"] and "ANOTHER-SHARD" in lines[2], lines
+    assert lines[3].startswith("EXECABORT"), lines  # Redis' own answer
+    assert client.execute_command("MULTI") in (True, b"OK")
+    assert client.execute_command("EXEC") in ([], None)  # nothing queued: the proxy answers
+    assert client.execute_command("MULTI") in (True, b"OK")
+    with pytest.raises(redis.ResponseError, match="nested"):
+        client.execute_command("MULTI")
+    assert client.execute_command("DISCARD") in (True, b"OK")
+    assert client.incr("{acct}.a") == 16  # and the connection goes on
+
+
+def _placement(fleet: Fleet, key: str) -> list[int]:
+    """Where the proxy puts ``key``: write it through the proxy and look."""
+    proxy = redis.Redis(host=LOOPBACK, port=fleet.proxy)
+    proxy.set(key, "probe")
+    placed = _shard_of(fleet, key.encode())
+    proxy.delete(key)
+    proxy.close()
+    return placed
 
 
 def test_redis_cli(fleet: Fleet) -> None:
