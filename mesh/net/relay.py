@@ -3,24 +3,54 @@
 from __future__ import annotations
 
 import socket
+import time
 
 import trio
 
 from mesh.net.connection import Connection, ConnectionBroken
+from mesh.net.reaper import DeadlineReaper
 
 __all__ = ["relay"]
 
 _CHUNK = 65536
 
 
-async def relay(a: Connection, b: Connection, initial: bytes = b"") -> tuple[int, int]:
+class _IdleWatch:
+    """Closes both sides once no byte has moved for ``idle`` seconds (swept by the reaper)."""
+
+    __slots__ = ("a", "b", "idle", "deadline")
+
+    def __init__(self, a: Connection, b: Connection, idle: float) -> None:
+        self.a, self.b, self.idle = a, b, idle
+        self.deadline = time.monotonic() + idle
+
+    def expire(self) -> None:
+        self.a.close()  # wakes both pumps with ConnectionBroken
+        self.b.close()
+
+
+async def relay(a: Connection, b: Connection, initial: bytes = b"", idle: float = 0.0,
+                reaper: DeadlineReaper | None = None) -> tuple[int, int]:
     """Copy a->b and b->a until both directions end; returns bytes each way.
 
     A half-close is passed on with shutdown(SHUT_WR), so request/response
     protocols that read to EOF still work. Each direction reads into one
     reusable buffer and waits for the other side to take the bytes before
-    reading more (backpressure).
+    reading more (backpressure). With ``idle`` and a ``reaper``, both sides are
+    closed once nothing has moved either way for ``idle`` seconds.
     """
+    watch = _IdleWatch(a, b, idle) if idle > 0 and reaper is not None else None
+    if watch is not None and reaper is not None:
+        reaper.add(watch)
+    try:
+        return await _relay(a, b, initial, watch)
+    finally:
+        if watch is not None and reaper is not None:
+            reaper.discard(watch)
+
+
+async def _relay(a: Connection, b: Connection, initial: bytes,
+                 watch: _IdleWatch | None) -> tuple[int, int]:
     counts = [0, 0]
     if initial:
         b.write(initial)
@@ -38,6 +68,8 @@ async def relay(a: Connection, b: Connection, initial: bytes = b"") -> tuple[int
                 dst.write(view[:n])
                 await dst.flush()
                 counts[index] += n
+                if watch is not None:
+                    watch.deadline = time.monotonic() + watch.idle
         except ConnectionBroken:
             pass
         finally:
@@ -55,7 +87,10 @@ async def _recv_into(conn: Connection, buf: bytearray) -> int:
         try:
             return sock.recv_into(buf)
         except BlockingIOError:
-            await trio.lowlevel.wait_readable(sock)
+            try:
+                await trio.lowlevel.wait_readable(sock)
+            except trio.ClosedResourceError:
+                raise ConnectionBroken("closed while waiting to read") from None
         except OSError as exc:
             raise ConnectionBroken(str(exc)) from exc
 

@@ -112,7 +112,8 @@ class ListenerRuntime:
             log.info("tcp_upstream_failed", listener=self.name, error=exc.reason)
             return
         try:
-            sent, received = await relay(conn, upstream, initial)
+            sent, received = await relay(conn, upstream, initial, self.config.idle_timeout,
+                                         self.reaper)
         except ConnectionBroken:
             sent = received = 0
         finally:

@@ -255,8 +255,8 @@ class DownstreamSession:
     async def _tunnel(self, uc: CodecConnection, uconn: Connection) -> None:
         """After a protocol switch both sides are opaque: relay bytes until either closes.
 
-        Bytes each codec read past the switch (``trailing_data``) go first.
-        Tunnels have no idle timeout yet: the deadline is cleared.
+        Bytes each codec read past the switch (``trailing_data``) go first. The
+        listener's idle timeout applies to the tunnel as a whole (nothing moved either way).
         """
         self.deadline = 0.0
         self._close_after = True
@@ -266,7 +266,7 @@ class DownstreamSession:
             self.conn.write(early_up)
         await self.conn.flush()
         try:
-            await relay(self.conn, uconn, early_down)
+            await relay(self.conn, uconn, early_down, self.lr.config.idle_timeout, self.lr.reaper)
         except ConnectionBroken:
             pass
 

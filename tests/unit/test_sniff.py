@@ -41,7 +41,7 @@ async def _raw(port: int, data: bytes, wait: float = 3.0) -> bytes:
         return out + b"<TIMEOUT>"
 
 
-def _auto(test, protocol: str = "auto", sniff_timeout: str = "300ms") -> None:
+def _auto(test, protocol: str = "auto", sniff_timeout: str = "300ms", idle: str = "300s") -> None:
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             up = await _upstream(nursery, b"A", "mux", {"accepted": 0})
@@ -49,6 +49,7 @@ def _auto(test, protocol: str = "auto", sniff_timeout: str = "300ms") -> None:
             config = parse({
                 "listeners": [{"name": "l", "address": f"127.0.0.1:{listen}", "protocol": protocol,
                                "sniff_timeout": sniff_timeout, "sniff_max_bytes": 64,
+                               "idle_timeout": idle,
                                "routes": [{"cluster": "a"}]}],
                 "clusters": [{"name": "a", "endpoints": [f"127.0.0.1:{up}"]}],
                 "admin": None, "logging": {"access_log": False}}, "<test>")
@@ -91,3 +92,16 @@ def test_tcp_listener_relays_bytes_untouched() -> None:
         assert await _raw(port, b"MUX 9 svc raw\r\n") == b"9 200 A:raw\r\n"
 
     _auto(test, protocol="tcp")
+
+
+def test_tcp_relay_ends_after_the_idle_timeout() -> None:
+    async def test(port: int, runtime: ProxyRuntime) -> None:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            await stream.send_all(b"MUX 9 svc raw\r\n")
+            assert await stream.receive_some(100) == b"9 200 A:raw\r\n"
+            start = trio.current_time()
+            assert await stream.receive_some(100) == b""  # nothing moved for 300 ms: closed
+            assert 0.2 < trio.current_time() - start < 1.5
+
+    _auto(test, protocol="tcp", idle="300ms")
