@@ -11,7 +11,8 @@ __all__ = ["ThriftCodec", "ThriftKeys"]
 
 
 class ThriftKeys(RequestKeys):
-    """``service``: the TMultiplexedProtocol prefix of ``Service:method`` (else None);
+    """``service``: the TMultiplexedProtocol prefix of ``Service:method``, else the listener's
+    ``protocol_options: {service: ...}``, else None;
     ``method``: the name without it; ``get(name)``: a THeader header, or ``:method`` /
     ``:type`` (the full name on the wire, the message type)."""
 
@@ -22,7 +23,10 @@ class ThriftKeys(RequestKeys):
 
     def _compute_service(self) -> str | None:
         service, sep, _ = self._name().partition(":")
-        return service if sep else None
+        if sep:
+            return service
+        configured: str | None = self._headers.extensions.get("service")
+        return configured  # the listener's protocol_options service, if any
 
     def _compute_method(self) -> str | None:
         name = self._name()

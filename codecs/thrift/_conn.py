@@ -141,6 +141,9 @@ class ServerConnection(_Connection):
     def __init__(self, options: ConnectionOptions) -> None:
         super().__init__(options)
         self._transport: str | None = None
+        #: the listener's protocol_options service: the service of names without a prefix
+        service = options.extra.get("service")
+        self._service = service if isinstance(service, str) and service else None
 
     def _event(self, msg: Message) -> Headers:
         if self._transport is None:
@@ -148,6 +151,8 @@ class ServerConnection(_Connection):
         event = super()._event(msg)
         if msg.head.mtype == ONEWAY:
             event.extensions["oneway"] = True
+        if self._service is not None:
+            event.extensions["service"] = self._service
         return event
 
     def send(self, event: Event) -> Buffers:

@@ -227,3 +227,24 @@ def test_fuzz_mutated_frames(vector: Vector, flips: list[tuple[int, int]], cut: 
 def test_fuzz_random_bytes(data: bytes, prefix: bytes) -> None:
     _drain(Role.SERVER, [prefix + data, b""])
     _drain(Role.CLIENT, [prefix + data])
+
+
+def test_configured_service_for_names_without_a_prefix() -> None:
+    """protocol_options: {service: ...} names the service of a plain (non-multiplexed) port."""
+    from mesh.codecs.thrift import codec as thrift
+
+    from mesh.codec import ConnectionOptions, Headers, Role
+
+    def keys(options: ConnectionOptions, name: bytes) -> tuple[str | None, str | None]:
+        server = thrift.connection(Role.SERVER, options)
+        body = b"\x80\x01\x00\x01" + len(name).to_bytes(4, "big") + name + b"\x00\x00\x00\x00\x00"
+        server.receive_data(len(body).to_bytes(4, "big") + body)  # framed, strict binary, seqid 0
+        event = server.next_event()
+        assert isinstance(event, Headers)
+        k = thrift.request_keys(event)
+        return k.service, k.method
+
+    configured = ConnectionOptions(extra={"service": "Calculator"})
+    assert keys(configured, b"add") == ("Calculator", "add")
+    assert keys(configured, b"Echo:ping") == ("Echo", "ping")  # a prefix wins
+    assert keys(ConnectionOptions(), b"add") == (None, "add")
