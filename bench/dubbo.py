@@ -26,7 +26,6 @@ import multiprocessing
 import os
 import selectors
 import shutil
-import signal
 import socket
 import statistics
 import struct
@@ -35,7 +34,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
 from http1 import (  # bench/http1.py: process, CPU and port helpers shared by the benches
     ENVOY_YAML,
@@ -49,8 +47,10 @@ from http1 import (  # bench/http1.py: process, CPU and port helpers shared by t
     descendants,
     free_port,
     http_status,
+    install_interrupt_handlers,
     log,
     measure_cpu,
+    med_range,
     rss_mb,
     tool,
 )
@@ -227,13 +227,6 @@ class Row:
         return self.calls_s / self.cores if self.cores > 0 else 0.0
 
 
-def med_range(values: list[float], spec: str = ",.0f") -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return format(values[0], spec)
-    return (f"{format(statistics.median(values), spec)} "
-            f"[{format(min(values), spec)}-{format(max(values), spec)}]")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -254,11 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     if not names or any(n not in ALL_PEERS for n in names) or args.duration > 120:
         ap.error(f"peers from {','.join(ALL_PEERS)}; duration <= 120 s")
 
-    def interrupted(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, interrupted)
+    install_interrupt_handlers()
     workdir = Path(tempfile.mkdtemp(prefix="rpcmesh-bench-dubbo-"))
     procs = Processes(workdir)
     if procs.pinning:

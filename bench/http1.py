@@ -581,12 +581,27 @@ def print_row(row: Row) -> None:
           f"{fmt(row.cpu_at_1k, '.2f'):>5}")
 
 
-def med_range(values: list[float], spec: str) -> str:
+def med_range(values: list[float], spec: str = ",.0f") -> str:
+    """``median [min-max]`` of the values (NaN left out); one value alone; ``-`` for none."""
     vals = [v for v in values if v == v]
     if not vals:
         return "-"
+    if len(vals) == 1:
+        return format(vals[0], spec)
     return (f"{format(statistics.median(vals), spec)} "
             f"[{format(min(vals), spec)}-{format(max(vals), spec)}]")
+
+
+def install_interrupt_handlers() -> None:
+    """SIGINT/SIGTERM/SIGHUP unwind through the callers' finally, which stops every process
+    the bench started. SIGINT is set explicitly: a shell starting us in the background without
+    job control would have left it ignored."""
+
+    def interrupted(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupted)
 
 
 SUMMARY_METRICS = [
@@ -662,14 +677,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1 or args.duration <= 0 or bound > 3 * 3600:
         ap.error("rounds >= 1, duration > 0, and the whole run under 3 hours")
 
-    # SIGINT/SIGTERM/SIGHUP all unwind through the finally below, which stops every process
-    # this script started. SIGINT is set explicitly: a shell starting us in the background
-    # without job control would have left it ignored.
-    def interrupted(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, interrupted)
+    install_interrupt_handlers()
 
     workdir = Path(tempfile.mkdtemp(prefix="rpcmesh-bench-http1-"))
     procs = Processes(workdir)

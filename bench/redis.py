@@ -29,15 +29,12 @@ import csv
 import io
 import os
 import shutil
-import signal
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 
 from http1 import (  # bench/http1.py: process, CPU and port helpers shared by the benches
     ENVOY_YAML,
@@ -51,8 +48,10 @@ from http1 import (  # bench/http1.py: process, CPU and port helpers shared by t
     descendants,
     free_port,
     http_status,
+    install_interrupt_handlers,
     log,
     measure_cpu,
+    med_range,
     rss_mb,
     tool,
 )
@@ -208,13 +207,6 @@ def bench_proxy(peers: RedisPeers, name: str, shards: list[int], rnd: int,
     return rows
 
 
-def med_range(values: list[float], spec: str = ",.0f") -> str:
-    if not values:
-        return "-"
-    if len(values) == 1:
-        return format(values[0], spec)
-    return (f"{format(statistics.median(values), spec)} "
-            f"[{format(min(values), spec)}-{format(max(values), spec)}]")
 
 
 def print_summary(rows: list[Row], names: list[str]) -> None:
@@ -267,11 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     if not names or any(n not in ALL_PEERS for n in names) or args.rounds < 1:
         ap.error(f"peers from {','.join(ALL_PEERS)}; rounds >= 1")
 
-    def interrupted(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, interrupted)
+    install_interrupt_handlers()
     workdir = Path(tempfile.mkdtemp(prefix="rpcmesh-bench-redis-"))
     procs = Processes(workdir)
     if procs.pinning:
