@@ -96,6 +96,8 @@ class ZooKeeperDubboSource:
         except ValueError as exc:
             raise ValueError(f"session_timeout: {exc}") from None
         self._reported: set[str] = set()  # bad entries already logged once
+        self._connected = False
+        self._lost_at = 0.0  # trio time the connection was lost
         self._last: list[Endpoint] = []
 
     # -- matching (pure; tested on its own) -----------------------------------------------------
@@ -149,7 +151,24 @@ class ZooKeeperDubboSource:
         log.info("providers", path=self.path, endpoints=[f"{e.host}:{e.port}" for e in endpoints])
         publish(endpoints)
 
+    async def _watch_connection(self) -> None:
+        """Raise once the session has been gone for long: run() starts over with a new client.
+
+        kazoo resumes its session when ZooKeeper comes back, but a ZooKeeper that lost its data
+        refuses a client that has seen newer transactions than it has, forever; a new client
+        with a new session is accepted. The cluster keeps its endpoints meanwhile.
+        """
+        limit = max(2 * self.session_timeout, 5.0)
+        while True:
+            await trio.sleep(1.0)
+            if not self._connected and trio.current_time() - self._lost_at > limit:
+                raise RuntimeError(f"ZooKeeper {self.address} unreachable for {limit:g}s: "
+                                   "starting again with a new session")
+
     def _state_changed(self, report: Report, state: str, connected: bool) -> None:
+        if not connected and self._connected:
+            self._lost_at = trio.current_time()
+        self._connected = connected
         if connected:
             log.info("zookeeper_state", address=self.address, state=state)
             report(f"zookeeper {self.address} connected")
@@ -212,7 +231,8 @@ class ZooKeeperDubboSource:
 
         try:
             await trio.to_thread.run_sync(start, abandon_on_cancel=True)
-            await trio.sleep_forever()
+            self._connected = True
+            await self._watch_connection()
         finally:
             stopping.set()
             with trio.CancelScope(shield=True):

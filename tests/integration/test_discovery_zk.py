@@ -54,7 +54,7 @@ PROVIDER_SESSION_MS = 2000
 class MeshRun:
     """``mesh run`` on a config whose only cluster is discovered in ZooKeeper."""
 
-    def __init__(self, workdir: Path, zk: ZooKeeperServer) -> None:
+    def __init__(self, workdir: Path, zk: ZooKeeperServer, session_timeout: str = "10s") -> None:
         import subprocess
         import sys
 
@@ -75,7 +75,8 @@ clusters:
     passive_health: {{consecutive_failures: 1, ejection_time: 30s}}
     discovery:
       source: zookeeper
-      config: {{address: "{zk.address}", interface: {INTERFACE}, version: "1.0.0"}}
+      config: {{address: "{zk.address}", interface: {INTERFACE}, version: "1.0.0",
+               session_timeout: {session_timeout}}}
 admin: {{address: {LOOPBACK}:{self.admin}}}
 """)
         self.log = workdir / "mesh.log"
@@ -336,5 +337,28 @@ def test_no_provider_yet_gets_a_local_error(zookeeper_server: ZooKeeperServer,  
         assert not result.ok and result.status == 70, result  # SERVICE_ERROR, a local reply
         assert mesh.proc.poll() is None
         assert mesh.cluster()["endpoints"] == []
+    finally:
+        mesh.stop()
+
+
+def test_zookeeper_that_lost_its_data_gets_a_new_session(
+        zookeeper_server: ZooKeeperServer, dubbo_provider: DubboProviderFactory,  # noqa: F811
+        dubbo_consumer: DubboConsumerFactory, tmp_path: Path) -> None:
+    """ZooKeeper restarted with its data gone refuses the old session (it has seen newer
+    transactions): the source gives up on it after twice its session timeout (at least 5 s)
+    and starts again with a new one; calls go on to the kept endpoint meanwhile, and a
+    provider registered in the new ZooKeeper then takes traffic."""
+    first = dubbo_provider(zk=zookeeper_server.address, zk_session_ms=PROVIDER_SESSION_MS)
+    mesh = MeshRun(tmp_path, zookeeper_server, session_timeout="2s")
+    try:
+        mesh.wait_endpoints({first.port})
+        consumer = dubbo_consumer("node", mesh.port, version="1.0.0")
+        zookeeper_server.stop()
+        zookeeper_server.wipe()
+        zookeeper_server.start()
+        assert _whoami(consumer) == first.port  # the cluster kept its endpoint
+        second = dubbo_provider(zk=zookeeper_server.address, zk_session_ms=PROVIDER_SESSION_MS)
+        took = _until_port(consumer, second.port, timeout=30.0)
+        assert took < 20.0, took  # resumed, or a new session after at most 5 s
     finally:
         mesh.stop()
