@@ -10,8 +10,9 @@ See docs/hessian2.md for the type mapping and the limits.
 
 from __future__ import annotations
 
-from ._decoder import DEFAULT_MAX_LENGTH, Decoder, decode, read_strings
+from ._decoder import Decoder, decode
 from ._encoder import Encoder, encode
+from ._scalars import read_strings
 from ._types import (
     HessianEncodeError,
     HessianError,
@@ -22,6 +23,7 @@ from ._types import (
     JavaMap,
     JavaObject,
 )
+from ._wire import DEFAULT_MAX_LENGTH
 
 __all__ = [
     "DEFAULT_MAX_LENGTH",

@@ -17,6 +17,7 @@ from ._types import HessianError, JavaBinary, JavaEnum, JavaList, JavaLong, Java
 from ._wire import (
     CLASS_DEF,
     DATE_MS,
+    DEFAULT_MAX_LENGTH,
     END,
     FALSE,
     I32,
@@ -37,31 +38,9 @@ from ._wire import (
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Default cap on a declared string, binary, list or field count (elements or UTF-16 units).
-DEFAULT_MAX_LENGTH = 1 << 24
 _BIG_DECIMAL = "java.math.BigDecimal"
 _MAP_TAGS = frozenset([UNTYPED_MAP, TYPED_MAP, REF])
 _LONG_TAGS = frozenset([*range(0xD8, 0x100), *range(0x38, 0x40), 0x59, 0x4C])
-
-
-def read_strings(data: bytes, pos: int, count: int,
-                 max_length: int = DEFAULT_MAX_LENGTH) -> tuple[list[str | None], int]:
-    """``count`` strings (or nulls) in a row from ``pos``, and the offset after them.
-
-    The Dubbo codec's hot path (the request's first five fields) without a Decoder: no
-    references or class definitions can occur among plain strings.
-    """
-    values: list[str | None] = []
-    for _ in range(count):
-        start = pos
-        try:
-            value, pos = string_at(data, pos, max_length)
-        except (IndexError, struct.error):
-            if start >= len(data):
-                raise HessianError(f"hessian2: no value at offset {start}: the body ends there"
-                                   ) from None
-            raise truncated(start, data[start], len(data)) from None
-        values.append(value)
-    return values, pos
 
 
 class Decoder:

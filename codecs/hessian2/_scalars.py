@@ -7,10 +7,13 @@ common path pays for no bounds checks of its own.
 
 from __future__ import annotations
 
+import struct
+
 from ._types import HessianError
 from ._wire import (
     BINARY,
     BINARY_CHUNK,
+    DEFAULT_MAX_LENGTH,
     DOUBLE,
     DOUBLE_BYTE,
     DOUBLE_MILLIS,
@@ -30,6 +33,7 @@ from ._wire import (
     U16,
     check_length,
     decode_units,
+    truncated,
     utf8_end,
 )
 
@@ -184,3 +188,24 @@ def binary_end(data: bytes | bytearray, pos: int, limit: int) -> int:
         pos = at + size
         if not more:
             return pos
+
+
+def read_strings(data: bytes, pos: int, count: int,
+                 max_length: int = DEFAULT_MAX_LENGTH) -> tuple[list[str | None], int]:
+    """``count`` strings (or nulls) in a row from ``pos``, and the offset after them.
+
+    The Dubbo codec's hot path (the request's first five fields) without a Decoder: no
+    references or class definitions can occur among plain strings.
+    """
+    values: list[str | None] = []
+    for _ in range(count):
+        start = pos
+        try:
+            value, pos = string_at(data, pos, max_length)
+        except (IndexError, struct.error):
+            if start >= len(data):
+                raise HessianError(f"hessian2: no value at offset {start}: the body ends there"
+                                   ) from None
+            raise truncated(start, data[start], len(data)) from None
+        values.append(value)
+    return values, pos

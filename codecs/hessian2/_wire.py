@@ -14,6 +14,9 @@ import struct
 from ._types import HessianError
 
 # Tags that are not part of a numeric range (Hessian 2.0 grammar, section 3).
+#: the longest string, binary or collection a Decoder accepts unless told otherwise
+DEFAULT_MAX_LENGTH = 1 << 24
+
 BINARY_CHUNK = 0x41  # 'A'
 BINARY = 0x42  # 'B'
 CLASS_DEF = 0x43  # 'C'

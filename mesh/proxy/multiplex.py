@@ -3,17 +3,15 @@
 Requests are read and forwarded without waiting for earlier replies; replies
 arrive from the shared upstream connections' reader tasks through
 :class:`_InFlight` sinks. No task per request: one reader (this session's
-loop), one writer and one timer task per downstream connection.
-
-PIPELINE codecs must answer in request order even when replies come from
-different upstreams (Redis sharding), so their replies wait in order here.
+loop), one writer and one timer task per downstream connection. The way back
+to the client (reply order for PIPELINE codecs, coalesced writes) is
+mesh/proxy/replies.py.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections import deque
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -35,10 +33,11 @@ from mesh.codec import (
     Status,
 )
 from mesh.net.connection import RECV_SIZE, Connection, ConnectionBroken
-from mesh.net.flush import end_of_batch, in_flight, mark_dirty
+from mesh.net.flush import end_of_batch, in_flight
 from mesh.net.reaper import TICK
 from mesh.proxy.dedicated import DedicatedLinks
 from mesh.proxy.fanout import Fanout, FanoutJob
+from mesh.proxy.replies import ReplyWriter
 from mesh.proxy.routing import route_exchange
 from mesh.stream import Exchange
 
@@ -90,17 +89,13 @@ class MultiplexSession:
         self.conn = conn
         self.codec = codec
         self.cc = codec.connection(Role.SERVER, runtime.options)
-        self.ordered = codec.pool_mode is PoolMode.PIPELINE
         #: optional codec hook: requests the proxy answers itself (Redis PING, HELLO...)
         self._local_answer = getattr(self.cc, "local_answer", None)
         #: optional codec hook: requests split across shards (Redis MGET, MSET, DEL...)
         self._fan_out = getattr(self.cc, "fan_out", None)
         self.active: dict[int, _InFlight] = {}
-        self.order: deque[_InFlight] = deque()
-        self._wake_writer = trio.Event()
-        self.dirty = False  # queued output not yet sent (mesh/net/flush.py)
+        self.out = ReplyWriter(conn, self.cc, codec.pool_mode is PoolMode.PIPELINE)
         self._wake_timer = trio.Event()
-        self._drained = trio.Event()
         self._settled = trio.Event()
         self._idle = runtime.config.idle_timeout or math.inf
         #: this client's own upstream connections (blocking commands); made in run()
@@ -115,7 +110,7 @@ class MultiplexSession:
         try:
             async with trio.open_nursery() as nursery:
                 self._links = DedicatedLinks(nursery)
-                nursery.start_soon(self._writer)
+                nursery.start_soon(self.out.run)
                 nursery.start_soon(self._timer)
                 error: RemoteProtocolError | None = None
                 try:
@@ -130,7 +125,7 @@ class MultiplexSession:
                     await self._settle()
                 if error is not None and error.reply:
                     self.conn.write(error.reply)
-                await self._drain()
+                await self.out.drain()
                 nursery.cancel_scope.cancel()
         except ConnectionBroken:
             pass
@@ -153,7 +148,7 @@ class MultiplexSession:
             event = cc.next_event()
             if event is NEED_DATA:
                 if conn.pending_output > _HIGH_WATER:
-                    await self._drain()  # backpressure: the client is not reading
+                    await self.out.drain()  # backpressure: the client is not reading
                 if not self.active and self._idle < math.inf:
                     self.deadline = time.monotonic() + self._idle
                 try:
@@ -170,7 +165,7 @@ class MultiplexSession:
                 return
             if type(event) is Headers:
                 if cc.is_heartbeat(event):
-                    self._emit(None, cc.heartbeat_reply(event))
+                    self.out.emit(None, cc.heartbeat_reply(event))
                 else:
                     waiting = self._start(event)
                     if waiting is not None:  # a connect, or a split across endpoints
@@ -186,20 +181,6 @@ class MultiplexSession:
         while self.active and not self.conn.closed:
             self._settled = trio.Event()
             await self._settled.wait()
-
-    async def _drain(self) -> None:
-        """Wait until the writer has handed every queued byte to the kernel."""
-        while self.conn.pending_output and not self.conn.closed:
-            self._drained = trio.Event()
-            self._wake_writer.set()
-            await self._drained.wait()
-
-    async def _writer(self) -> None:
-        while True:
-            await self._wake_writer.wait()
-            self._wake_writer = trio.Event()
-            await self.conn.flush()
-            self._drained.set()
 
     # -- exchanges -----------------------------------------------------------
 
@@ -217,14 +198,13 @@ class MultiplexSession:
         inflight = _InFlight(self, exchange)
         self.active[inflight.downstream_id] = inflight
         in_flight[0] += 1
-        if self.ordered:
-            self.order.append(inflight)
+        self.out.track(inflight)
         if self._local_answer is not None:
             answer: list[Event] | None = self._local_answer(request)
             if answer is not None:
                 exchange.response = answer[0] if type(answer[0]) is Headers else None
                 self._finish(inflight)
-                self._emit(inflight, answer)
+                self.out.emit(inflight, answer)
                 return None
         status = route_exchange(lr, exchange)
         if status is None:
@@ -321,7 +301,7 @@ class MultiplexSession:
         """
         shared.send_oneway(inflight.exchange.request)
         self._finish(inflight)
-        self._emit(inflight, [])
+        self.out.emit(inflight, [])
 
     def _reply(self, inflight: _InFlight, event: Event) -> None:
         if inflight.done:
@@ -335,7 +315,7 @@ class MultiplexSession:
             self._finish(inflight)
             if exchange.endpoint is not None:
                 exchange.endpoint.record_success()
-        self._emit(inflight, [event])
+        self.out.emit(inflight, [event])
 
     def _fail(self, inflight: _InFlight, status: Status, reason: str) -> None:
         if inflight.done:
@@ -354,13 +334,13 @@ class MultiplexSession:
         exchange.local_status = status
         if exchange.request.extensions.get("oneway"):  # no reply can carry the error
             self._finish(inflight)
-            self._emit(inflight, [])
+            self.out.emit(inflight, [])
             return
         message = f"{status.name}: {exchange.upstream_failure or status.name.lower()}"
         events = self.cc.local_reply(exchange.request, status, message)
         exchange.response = next((e for e in events if type(e) is Headers), None)
         self._finish(inflight)
-        self._emit(inflight, events)
+        self.out.emit(inflight, events)
 
     def _finish(self, inflight: _InFlight) -> None:
         inflight.done = True
@@ -375,45 +355,12 @@ class MultiplexSession:
             exchange.endpoint.active_requests -= 1
         self.lr.finish(exchange)
 
-    def _emit(self, inflight: _InFlight | None, events: list[Event]) -> None:
-        if self.ordered and inflight is not None:
-            inflight.held.extend(events)
-            self._release_in_order()
-            return
-        self._write(events)
-
-    def _release_in_order(self) -> None:
-        order = self.order
-        while order:
-            head = order[0]
-            if head.held:
-                self._write(head.held)
-                head.held = []
-            if not head.done:
-                return
-            order.popleft()
-
-    def _write(self, events: list[Event]) -> None:
-        cc, conn = self.cc, self.conn
-        for event in events:
-            conn.write_buffers(cc.send(event))
-        if not self.dirty:
-            mark_dirty(self)  # sent by the flusher next loop turn, with other writes
-
-    def flush_now(self) -> None:
-        if not self.conn.closed and not self.conn.try_flush():
-            self._wake_writer.set()  # the client is slow: the writer waits for it
-
     # -- timeouts ------------------------------------------------------------
 
     async def _timer(self) -> None:
-        """Sweep the exchanges in flight every TICK for expired deadlines.
-
-        A heap entry per request would keep every finished exchange alive
-        until its deadline (15 s of traffic by default), and the garbage
-        collector then pauses the whole worker for hundreds of milliseconds.
-        Sweeping only what is in flight keeps nothing finished alive.
-        """
+        """Sweep the exchanges in flight every TICK for expired deadlines: a heap entry
+        per request would keep finished exchanges alive until their deadline, and the
+        garbage collector then pauses the worker for hundreds of milliseconds."""
         while True:
             if not self.active:
                 await self._wake_timer.wait()
