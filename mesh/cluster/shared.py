@@ -90,10 +90,8 @@ class SharedConnection:
 
     def submit(self, request: Headers, sink: ResponseSink) -> int:
         """Send a request head under a fresh upstream id; returns that id."""
-        uid = self._next_id
-        self._next_id = 1 if uid >= _MAX_ID else uid + 1
+        uid = self.send_oneway(request)
         self.pending[uid] = sink
-        self.write(Headers(uid, request.fields, request.end_stream, request.extensions))
         return uid
 
     def send_oneway(self, request: Headers) -> int:
@@ -212,9 +210,9 @@ class SharedPool:
     async def acquire(self, endpoint: UpstreamEndpoint) -> SharedConnection:
         conns = self._connections.setdefault(endpoint, [])
         while True:
-            for shared in conns:
-                if shared.has_room:
-                    return shared
+            ready = self.ready(endpoint)
+            if ready is not None:
+                return ready
             opening = self._opening.get(endpoint)
             if opening is None:
                 break
