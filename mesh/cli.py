@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     proxy.add_argument("--listen", required=True, metavar="HOST:PORT")
     proxy.add_argument("--protocol", default="auto", metavar="NAME|auto|tcp")
     proxy.add_argument("--upstream", required=True, metavar="HOST:PORT[,HOST:PORT...]")
+    proxy.add_argument("--upstream-protocol", default=None, metavar="NAME",
+                       help="codec spoken to the upstream (default: the client's), e.g. http1 "
+                            "behind an http2 listener")
     proxy.add_argument("--lb", default="round_robin",
                        help="round_robin, random, least_request, ring_hash, ketama or modula")
     proxy.add_argument("--hash-key", default=None, help="for ring_hash: path, host, header:NAME...")
@@ -51,6 +54,7 @@ def proxy_config(args: argparse.Namespace) -> Config:
         }],
         "clusters": [{
             "name": "upstream", "lb": args.lb,
+            **({"protocol": args.upstream_protocol} if args.upstream_protocol else {}),
             "endpoints": [e.strip() for e in args.upstream.split(",") if e.strip()],
             **({"hash_key": args.hash_key} if args.hash_key else {}),
         }],
