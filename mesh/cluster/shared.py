@@ -29,10 +29,12 @@ from mesh.codec import (
     Codec,
     CodecConnection,
     ConnectionOptions,
+    Data,
     Event,
     Headers,
     PoolMode,
     RemoteProtocolError,
+    Reset,
     Role,
     Status,
 )
@@ -44,6 +46,7 @@ __all__ = ["ResponseSink", "SharedConnection", "SharedPool"]
 log = structlog.get_logger("mesh.cluster")
 
 _MAX_ID = 2**31 - 1
+_CANCEL = 8  # the HTTP/2 error code of RST_STREAM for an exchange nobody waits for
 
 
 class ResponseSink(Protocol):
@@ -83,10 +86,19 @@ class SharedConnection:
         self._next_id = 1
         self._wake = trio.Event()
         self.dirty = False  # queued output not yet sent (mesh/net/flush.py)
+        #: how many more exchanges the peer admits now (HTTP/2 MAX_CONCURRENT_STREAMS)
+        self._capacity = getattr(cc, "stream_capacity", None)
+        #: the codec credits received Data back to the peer when told (HTTP/2 windows)
+        self._acknowledge = getattr(cc, "acknowledge", None)
+        self._resets = bool(getattr(cc, "resets_streams", False))
+        #: the codec calls the ``consumed`` callbacks of the Data it is given (HTTP/2)
+        self.flow_controlled = bool(getattr(cc, "flow_controlled", False))
 
     @property
     def has_room(self) -> bool:
-        return not self.closed and not self.draining and len(self.pending) < self.max_in_flight
+        if self.closed or self.draining or len(self.pending) >= self.max_in_flight:
+            return False
+        return self._capacity is None or self._capacity() > 0
 
     def submit(self, request: Headers, sink: ResponseSink) -> int:
         """Send a request head under a fresh upstream id; returns that id."""
@@ -118,6 +130,8 @@ class SharedConnection:
                 self.pending[uid] = _DISCARD
             else:
                 del self.pending[uid]
+                if self._resets and not self.closed:
+                    self.write(Reset(uid, _CANCEL))  # HTTP/2: the upstream stops working on it
 
     async def run(self) -> None:
         """Reader and writer until the connection ends; then fail what is pending."""
@@ -158,16 +172,35 @@ class SharedConnection:
             if cc.is_heartbeat(event):
                 for reply in cc.heartbeat_reply(event):
                     self.write(reply)
-                if event.extensions.get("draining"):
+                extensions = event.extensions
+                if extensions.get("draining"):
                     self.draining = True  # no new exchanges; those in flight finish
-                    self.endpoint.drain()
+                    if not extensions.get("control"):  # an HTTP/2 GOAWAY ends one connection
+                        self.endpoint.drain()
                 continue
             sink = pending.get(event.stream_id)
+            if self._acknowledge is not None and type(event) is Data:
+                self._credit(event, sink is not None)
             if sink is None:
                 continue  # a late reply to an exchange that timed out
             if event.end_stream:
                 del pending[event.stream_id]
             sink.on_event(event)
+
+    def _credit(self, event: Data, delivered: bool) -> None:
+        """Flow control: the peer's window for ``event`` reopens once the data moved on."""
+        size = event.extensions.get("flow", 0)
+        if not delivered:
+            self.acknowledge(event.stream_id, size)  # dropped: credit it now
+        elif size:
+            event.extensions["consumed"] = _Credit(self, event.stream_id)
+
+    def acknowledge(self, uid: int, size: int) -> None:
+        assert self._acknowledge is not None
+        if not self.closed:
+            self.conn.write_buffers(self._acknowledge(uid, size))
+            if not self.dirty:
+                mark_dirty(self)
 
     def _close(self, reason: str) -> None:
         if self.closed:
@@ -178,6 +211,20 @@ class SharedConnection:
         for sink in pending.values():
             sink.on_failure(Status.UNAVAILABLE, f"upstream {self.endpoint.address}: {reason}")
         end_of_batch()  # the local replies just made for those exchanges
+
+
+class _Credit:
+    """``extensions["consumed"]`` of a Data event read from a flow-controlled upstream."""
+
+    __slots__ = ("shared", "uid")
+
+    def __init__(self, shared: SharedConnection, uid: int) -> None:
+        self.shared = shared
+        self.uid = uid
+
+    def __call__(self, size: int) -> None:
+        if size:
+            self.shared.acknowledge(self.uid, size)
 
 
 class SharedPool:

@@ -18,23 +18,27 @@ from typing import TYPE_CHECKING, Any
 import structlog
 import trio
 
-from mesh.cluster import UpstreamEndpoint, UpstreamError
+from mesh.cluster import PingPongPool, UpstreamEndpoint, UpstreamError
 from mesh.cluster.shared import SharedConnection, SharedPool
 from mesh.codec import (
     CLOSED,
     NEED_DATA,
     PAUSED,
     Codec,
+    CodecConnection,
+    Data,
     Event,
     Headers,
     PoolMode,
     RemoteProtocolError,
+    Reset,
     Role,
     Status,
 )
 from mesh.net.connection import RECV_SIZE, Connection, ConnectionBroken
 from mesh.net.flush import end_of_batch, in_flight
 from mesh.net.reaper import TICK
+from mesh.proxy.bridge import PingPongBridge, release_credit
 from mesh.proxy.dedicated import DedicatedLinks
 from mesh.proxy.fanout import Fanout, FanoutJob
 from mesh.proxy.replies import ReplyWriter
@@ -49,6 +53,7 @@ __all__ = ["MultiplexSession"]
 log = structlog.get_logger("mesh.proxy")
 
 _HIGH_WATER = 1024 * 1024
+_INTERNAL_ERROR = 2  # HTTP/2 RST_STREAM code for an exchange that failed mid-reply
 #: How long a client that stopped sending still waits for replies owed to it
 #: (exchanges without a route timeout could otherwise hold the connection forever).
 _SETTLE_LIMIT = 60.0
@@ -64,7 +69,7 @@ class _InFlight:
         self.session = session
         self.exchange = exchange
         self.downstream_id = exchange.request.stream_id
-        self.shared: SharedConnection | None = None
+        self.shared: SharedConnection | PingPongBridge | None = None
         self.uid = 0
         self.done = False
         self.held: list[Event] = []  # replies waiting for their turn (PIPELINE)
@@ -83,12 +88,34 @@ class _InFlight:
             self.session._reply(self, event)
 
 
+class _Credit:
+    """``extensions["consumed"]`` of a Data event from a flow-controlled client (HTTP/2):
+    the client's window reopens by what the upstream side took."""
+
+    __slots__ = ("session", "stream_id")
+
+    def __init__(self, session: MultiplexSession, stream_id: int) -> None:
+        self.session = session
+        self.stream_id = stream_id
+
+    def __call__(self, size: int) -> None:
+        if size:
+            self.session._acknowledge_data(self.stream_id, size)
+
+
 class MultiplexSession:
-    def __init__(self, runtime: ListenerRuntime, conn: Connection, codec: Codec) -> None:
+    def __init__(self, runtime: ListenerRuntime, conn: Connection, codec: Codec,
+                 cc: CodecConnection | None = None) -> None:
         self.lr = runtime
         self.conn = conn
         self.codec = codec
-        self.cc = codec.connection(Role.SERVER, runtime.options)
+        # ``cc`` is given when another session handed the connection over (h2c upgrade)
+        self.cc = cc if cc is not None else codec.connection(Role.SERVER, runtime.options)
+        #: optional codec hook: received Data is credited back to the client when taken
+        self._acknowledge = getattr(self.cc, "acknowledge", None)
+        #: the codec can end one exchange with a Reset instead of closing the connection
+        self._resets = bool(getattr(self.cc, "resets_streams", False))
+        self._nursery: trio.Nursery | None = None
         #: optional codec hook: requests the proxy answers itself (Redis PING, HELLO...)
         self._local_answer = getattr(self.cc, "local_answer", None)
         #: optional codec hook: requests split across shards (Redis MGET, MSET, DEL...)
@@ -109,6 +136,7 @@ class MultiplexSession:
         self.lr.reaper.add(self)
         try:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 self._links = DedicatedLinks(nursery)
                 nursery.start_soon(self.out.run)
                 nursery.start_soon(self._timer)
@@ -171,10 +199,41 @@ class MultiplexSession:
                     if waiting is not None:  # a connect, or a split across endpoints
                         await waiting
                 continue
-            inflight = self.active.get(event.stream_id)
-            if inflight is not None and inflight.shared is not None:
-                event.stream_id = inflight.uid
-                inflight.shared.write(event)
+            self._follow_up(event)
+
+    def _follow_up(self, event: Event) -> None:
+        """A request's later event (body, trailers, reset): on to its upstream, or dropped."""
+        inflight = self.active.get(event.stream_id)
+        shared = inflight.shared if inflight is not None else None
+        if type(event) is Data and self._acknowledge is not None:
+            size = event.extensions.get("flow", 0)
+            if shared is None:
+                self._acknowledge_data(event.stream_id, size)  # dropped: credit it now
+            elif size:
+                event.extensions["consumed"] = _Credit(self, event.stream_id)
+        if shared is None or inflight is None:
+            return
+        if type(event) is Reset:
+            self._client_reset(inflight, event)
+            return
+        event.stream_id = inflight.uid
+        shared.write(event)
+        if type(event) is Data and not getattr(shared, "flow_controlled", False):
+            release_credit(event)
+
+    def _acknowledge_data(self, stream_id: int, size: int) -> None:
+        assert self._acknowledge is not None
+        if size and not self.conn.closed:
+            self.out.write_raw(self._acknowledge(stream_id, size))
+
+    def _client_reset(self, inflight: _InFlight, event: Reset) -> None:
+        """The client cancelled one exchange (RST_STREAM): cancel it upstream too."""
+        shared = inflight.shared
+        assert shared is not None
+        if not inflight.done:
+            shared.abandon(inflight.uid)  # an HTTP/2 upstream gets RST_STREAM(CANCEL)
+            inflight.exchange.upstream_failure = "client reset the stream"
+            self._finish(inflight)
 
     async def _settle(self) -> None:
         """Wait until every exchange in flight has been answered (each has a deadline)."""
@@ -228,8 +287,8 @@ class MultiplexSession:
             return self._forward_dedicated(inflight, codec, endpoint)
         pool = self.lr.pool_for(codec, cluster)
         if not isinstance(pool, SharedPool):
-            raise UpstreamError(Status.INTERNAL, f"cluster {cluster.name!r} speaks a one-at-a-time "
-                                "protocol; bridging from a multiplexed one is not supported yet")
+            self._bridge(inflight, pool)
+            return None
         if self._fan_out is not None and (route.hash_key or cluster.hash_key):
             fanout = self._fan_out(exchange.request)
             if fanout is not None:
@@ -251,10 +310,31 @@ class MultiplexSession:
             self._forward_oneway(inflight, shared)
             return
         inflight.uid = shared.submit(exchange.request, inflight)
+        self._set_deadline(inflight)
+
+    def _set_deadline(self, inflight: _InFlight) -> None:
+        """The route timeout, or the client's own deadline (gRPC ``grpc-timeout``) if sooner."""
+        exchange = inflight.exchange
+        assert exchange.route is not None
         timeout = exchange.route.timeout
+        asked = exchange.request.extensions.get("timeout")
+        if asked is not None and (not timeout or asked < timeout):
+            timeout = asked
         if timeout:
             inflight.deadline = time.monotonic() + timeout
             self._wake_timer.set()
+
+    def _bridge(self, inflight: _InFlight, pool: PingPongPool) -> None:
+        """An exchange to a one-at-a-time upstream (HTTP/2 client, HTTP/1.1 server)."""
+        exchange = inflight.exchange
+        cluster, route = exchange.cluster, exchange.route
+        assert cluster is not None and route is not None and self._nursery is not None
+        endpoint = exchange.endpoint = cluster.pick(exchange.keys, exchange.source_ip,
+                                                    route.hash_key)
+        endpoint.active_requests += 1
+        bridge = inflight.shared = PingPongBridge(inflight, exchange.request, pool, endpoint)
+        self._set_deadline(inflight)
+        self._nursery.start_soon(bridge.run)
 
     async def _forward_dedicated(self, inflight: _InFlight, codec: Codec,
                                  endpoint: UpstreamEndpoint) -> None:
@@ -307,10 +387,15 @@ class MultiplexSession:
         if inflight.done:
             return
         exchange = inflight.exchange
-        if type(event) is Headers and exchange.response is None:
+        kind = type(event)
+        if kind is Headers and exchange.response is None:
             exchange.response = event
             for hook in self.lr.filters.response:
                 hook(exchange)
+        elif kind is Reset:
+            self._fail(inflight, Status.UNAVAILABLE,
+                       f"upstream reset the stream (HTTP/2 error {event.error_code})")  # type: ignore[union-attr]
+            return
         if event.end_stream:
             self._finish(inflight)
             if exchange.endpoint is not None:
@@ -325,7 +410,10 @@ class MultiplexSession:
             inflight.exchange.endpoint.record_failure()
         if inflight.exchange.response is not None:
             self._finish(inflight)
-            self.conn.abort()  # mid-reply: nothing native left to say
+            if self._resets:  # HTTP/2: only this stream ends
+                self.out.emit(inflight, [Reset(inflight.downstream_id, _INTERNAL_ERROR)])
+            else:
+                self.conn.abort()  # mid-reply: nothing native left to say
             return
         self._local_reply(inflight, status)
 

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import trio
 
-from mesh.codec import CodecConnection, Event
+from mesh.codec import Buffers, CodecConnection, Data, Event
 from mesh.net.connection import Connection
 from mesh.net.flush import mark_dirty
 
@@ -29,7 +29,7 @@ class Ordered(Protocol):
 
 
 class ReplyWriter:
-    __slots__ = ("conn", "cc", "ordered", "order", "dirty", "_wake", "_drained")
+    __slots__ = ("conn", "cc", "ordered", "order", "dirty", "_wake", "_drained", "_credits")
 
     def __init__(self, conn: Connection, cc: CodecConnection, ordered: bool) -> None:
         self.conn = conn
@@ -39,6 +39,8 @@ class ReplyWriter:
         self.dirty = False  # queued output not yet sent (mesh/net/flush.py)
         self._wake = trio.Event()
         self._drained = trio.Event()
+        #: the client codec has no flow control: Data counts as consumed once encoded
+        self._credits = not getattr(cc, "flow_controlled", False)
 
     def track(self, exchange: Ordered) -> None:
         """A new exchange takes its place in the reply order."""
@@ -68,8 +70,16 @@ class ReplyWriter:
         cc, conn = self.cc, self.conn
         for event in events:
             conn.write_buffers(cc.send(event))
+            if self._credits and type(event) is Data and "consumed" in event.extensions:
+                event.extensions["consumed"](len(event.payload))
         if not self.dirty:
             mark_dirty(self)  # sent by the flusher next loop turn, with other writes
+
+    def write_raw(self, data: Buffers) -> None:
+        """Bytes the codec owes its peer outside any exchange (an HTTP/2 WINDOW_UPDATE)."""
+        self.conn.write_buffers(data)
+        if not self.dirty:
+            mark_dirty(self)
 
     def flush_now(self) -> None:
         if not self.conn.closed and not self.conn.try_flush():

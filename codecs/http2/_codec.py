@@ -1,0 +1,56 @@
+"""The http2 codec object: sniffing the connection preface, roles, routing keys."""
+
+from __future__ import annotations
+
+from mesh.codec import (
+    AGAIN,
+    FAIL,
+    MATCH,
+    ConnectionOptions,
+    Headers,
+    MatchResult,
+    PoolMode,
+    RequestKeys,
+    Role,
+)
+
+from ._conn import H2Connection
+from ._grpc import HttpKeys
+
+__all__ = ["PREFACE", "Http2Codec", "match"]
+
+#: What every HTTP/2 client sends first (RFC 9113 3.4); h2c "prior knowledge" starts with it.
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def match(prefix: bytes) -> MatchResult:
+    """MATCH on the whole preface, AGAIN on a proper prefix of it, FAIL otherwise."""
+    head = bytes(prefix[: len(PREFACE)])
+    if head == PREFACE:
+        return MATCH
+    return AGAIN if PREFACE.startswith(head) else FAIL
+
+
+class Http2Codec:
+    """HTTP/2 (and gRPC on it): h2c with prior knowledge, upgrade from HTTP/1.1 (docs/http2.md)."""
+
+    name = "http2"
+    pool_mode = PoolMode.MULTIPLEX
+
+    def match(self, prefix: bytes) -> MatchResult:
+        return match(prefix)
+
+    def connection(self, role: Role, options: ConnectionOptions) -> H2Connection:
+        return H2Connection(role, options)
+
+    def upgraded_connection(self, options: ConnectionOptions, settings: bytes,
+                            request: Headers) -> H2Connection:
+        """The server side of an ``Upgrade: h2c`` (RFC 7540 3.2): ``request`` becomes stream 1.
+
+        ``settings`` is the decoded ``HTTP2-Settings`` header; the caller has sent the 101.
+        """
+        return H2Connection(Role.SERVER, options, upgrade_settings=settings,
+                            upgraded_request=request)
+
+    def request_keys(self, headers: Headers) -> RequestKeys:
+        return HttpKeys(headers)
