@@ -41,6 +41,7 @@ from pathlib import Path
 import pytest
 
 from .dubbo_fixtures import dubbo_consumer, dubbo_provider, dubbo_provider_module  # noqa: F401
+from .h2_fixtures import grpc_echo, h2c_upstream  # noqa: F401
 from .mesh_harness import (
     BIG_SIZE,
     LIVE_LOGS,
