@@ -43,14 +43,15 @@ class Http2Codec:
     def connection(self, role: Role, options: ConnectionOptions) -> H2Connection:
         return H2Connection(role, options)
 
-    def upgraded_connection(self, options: ConnectionOptions, settings: bytes,
-                            request: Headers) -> H2Connection:
+    def upgraded_connection(self, options: ConnectionOptions, settings: bytes | None,
+                            request: Headers, body: bytes = b"") -> H2Connection:
         """The server side of an ``Upgrade: h2c`` (RFC 7540 3.2): ``request`` becomes stream 1.
 
-        ``settings`` is the decoded ``HTTP2-Settings`` header; the caller has sent the 101.
+        ``settings`` is the ``HTTP2-Settings`` header value (base64url), ``body`` the request
+        body read in HTTP/1.1; the caller has sent the 101.
         """
         return H2Connection(Role.SERVER, options, upgrade_settings=settings,
-                            upgraded_request=request)
+                            upgraded_request=request, upgraded_body=body)
 
     def request_keys(self, headers: Headers) -> RequestKeys:
         return HttpKeys(headers)

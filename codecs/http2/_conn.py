@@ -89,7 +89,7 @@ class H2Connection:
 
     def __init__(self, role: Role, options: ConnectionOptions,
                  upgrade_settings: bytes | None = None,
-                 upgraded_request: Headers | None = None) -> None:
+                 upgraded_request: Headers | None = None, upgraded_body: bytes = b"") -> None:
         self.role = role
         client = role is Role.CLIENT
         self._client = client
@@ -111,7 +111,7 @@ class H2Connection:
             h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: options.max_header_size,
             h2.settings.SettingCodes.ENABLE_PUSH: 0,
         })
-        if upgrade_settings is not None:
+        if upgraded_request is not None:
             conn.initiate_upgrade_connection(upgrade_settings)
         else:
             conn.initiate_connection()
@@ -127,8 +127,10 @@ class H2Connection:
         self._sid_of: dict[int, int] = {}
         self._uid_of: dict[int, int] = {}
         if upgraded_request is not None:  # h2c upgrade: the HTTP/1.1 request is stream 1
-            self._events.append(Headers(1, request_fields(upgraded_request.fields), True,
-                                        {"http_version": "2", "upgraded": True}))
+            self._events.append(Headers(1, request_fields(upgraded_request.fields),
+                                        not upgraded_body, {"http_version": "2", "upgraded": True}))
+            if upgraded_body:  # came in HTTP/1.1, outside any HTTP/2 window: no "flow"
+                self._events.append(Data(1, upgraded_body, True))
 
     # -- input ---------------------------------------------------------------
 

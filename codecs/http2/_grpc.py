@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from mesh.codec import Data, Event, Headers, HeaderKeys, Status
+from mesh.codec import Data, Event, HeaderKeys, Headers, Status
 
 __all__ = ["GRPC_STATUS", "HttpKeys", "grpc_timeout", "is_grpc", "local_reply",
            "request_extensions"]

@@ -66,6 +66,12 @@ class _Credits:
         self.outstanding += len(event.payload)
         event.extensions["consumed"] = self
 
+    def release_all(self) -> None:
+        """The receiving side is gone: nothing will be consumed any more; stop waiting."""
+        self.outstanding = 0
+        if self._wake is not None:
+            self._wake.set()
+
     async def wait(self) -> None:
         while self.outstanding >= BODY_IN_FLIGHT:
             self._wake = trio.Event()
@@ -184,6 +190,7 @@ class ReplyQueue:
     def on_failure(self, status: Status, reason: str) -> None:
         self.failure = UpstreamError(status, reason)
         self._wake.set()
+        self.credits.release_all()
 
     async def next(self) -> Event:
         """The next reply event; raises the UpstreamError the exchange failed with."""

@@ -54,6 +54,7 @@ log = structlog.get_logger("mesh.proxy")
 
 _HIGH_WATER = 1024 * 1024
 _INTERNAL_ERROR = 2  # HTTP/2 RST_STREAM code for an exchange that failed mid-reply
+_REFUSED_STREAM = 7  # HTTP/2: the upstream did not process the request; safe to send again
 #: How long a client that stopped sending still waits for replies owed to it
 #: (exchanges without a route timeout could otherwise hold the connection forever).
 _SETTLE_LIMIT = 60.0
@@ -393,6 +394,8 @@ class MultiplexSession:
             for hook in self.lr.filters.response:
                 hook(exchange)
         elif kind is Reset:
+            if exchange.response is None and _refused(event) and self._retry(inflight):
+                return
             self._fail(inflight, Status.UNAVAILABLE,
                        f"upstream reset the stream (HTTP/2 error {event.error_code})")  # type: ignore[union-attr]
             return
@@ -401,6 +404,25 @@ class MultiplexSession:
             if exchange.endpoint is not None:
                 exchange.endpoint.record_success()
         self.out.emit(inflight, [event])
+
+    def _retry(self, inflight: _InFlight) -> bool:
+        """Send again a request the upstream refused unprocessed (HTTP/2 REFUSED_STREAM,
+        or above a GOAWAY's last stream id: RFC 9113 8.7), once, if it had no body."""
+        exchange = inflight.exchange
+        if exchange.request.extensions.get("retried") or not exchange.request.end_stream:
+            return False
+        exchange.request.extensions["retried"] = True
+        if exchange.endpoint is not None:
+            exchange.endpoint.active_requests -= 1
+        inflight.shared = None
+        try:
+            waiting = self._forward(inflight)
+        except UpstreamError as exc:
+            self._upstream_failed(inflight, exc)
+            return True
+        if waiting is not None and self._nursery is not None:
+            self._nursery.start_soon(_run, waiting)
+        return True
 
     def _fail(self, inflight: _InFlight, status: Status, reason: str) -> None:
         if inflight.done:
@@ -486,3 +508,11 @@ class MultiplexSession:
                     exchange.endpoint.active_requests -= 1
                 self.lr.finish(exchange)
         self.active.clear()
+
+
+def _refused(event: Reset) -> bool:
+    return event.error_code == _REFUSED_STREAM or bool(event.extensions.get("refused"))
+
+
+async def _run(waiting: Coroutine[Any, Any, None]) -> None:
+    await waiting

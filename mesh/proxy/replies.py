@@ -12,13 +12,16 @@ from __future__ import annotations
 from collections import deque
 from typing import Protocol
 
+import structlog
 import trio
 
-from mesh.codec import Buffers, CodecConnection, Data, Event
+from mesh.codec import Buffers, CodecConnection, Data, Event, LocalProtocolError
 from mesh.net.connection import Connection
 from mesh.net.flush import mark_dirty
 
 __all__ = ["Ordered", "ReplyWriter"]
+
+log = structlog.get_logger("mesh.proxy")
 
 
 class Ordered(Protocol):
@@ -69,7 +72,13 @@ class ReplyWriter:
     def _write(self, events: list[Event]) -> None:
         cc, conn = self.cc, self.conn
         for event in events:
-            conn.write_buffers(cc.send(event))
+            try:
+                conn.write_buffers(cc.send(event))
+            except LocalProtocolError as exc:
+                # a bug of ours or of a codec: this connection cannot go on, the worker can
+                log.warning("send_failed", peer=conn.peer, error=str(exc))
+                conn.abort()
+                return
             if self._credits and type(event) is Data and "consumed" in event.extensions:
                 event.extensions["consumed"](len(event.payload))
         if not self.dirty:

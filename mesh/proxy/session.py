@@ -35,6 +35,7 @@ from mesh.codec import (
 from mesh.net.connection import Connection, ConnectionBroken
 from mesh.net.relay import relay
 from mesh.proxy.routing import route_exchange
+from mesh.proxy.to_shared import SharedExchange
 from mesh.stream import Exchange
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ log = structlog.get_logger("mesh.proxy")
 #: is streamed with backpressure instead of being collected whole.
 _HIGH_WATER = 256 * 1024
 _MONOTONIC = time.monotonic
+#: The largest request body taken along into an h2c upgrade (it is held whole).
+_MAX_UPGRADE_BODY = 1024 * 1024
 
 
 class ClientGone(Exception):
@@ -111,6 +114,10 @@ class DownstreamSession:
                 return
         self.conn.close()
 
+    def close_after_exchange(self) -> None:
+        """The client connection ends after this exchange (part of its request is unread)."""
+        self._close_after = True
+
     def _idle_deadline(self) -> None:
         self.deadline = _MONOTONIC() + self._idle if self._idle else 0.0
 
@@ -135,11 +142,61 @@ class DownstreamSession:
                 if cc.is_heartbeat(event):
                     self._write_events(cc.heartbeat_reply(event))
                     continue
+                if event.extensions.get("upgrade") is not None and self._h2c(event):
+                    await self._upgrade_to_h2(event)
+                    return
                 await self._exchange(event)
                 if self._close_after or cc.should_close:
                     await conn.flush()
                     return
             # Data/Trailers of a request already answered locally are dropped.
+
+    def _h2c(self, request: Headers) -> bool:
+        """``Upgrade: h2c`` (RFC 7540 3.2), with an http2 codec installed here."""
+        upgrade = request.extensions["upgrade"]
+        return (isinstance(upgrade, bytes) and upgrade.lower() == b"h2c"
+                and hasattr(self.lr.codecs.get("http2"), "upgraded_connection"))
+
+    async def _upgrade_to_h2(self, request: Headers) -> None:
+        """Answer 101 and go on as HTTP/2: the request becomes stream 1 of the new session.
+
+        A request body comes whole in HTTP/1.1 before the client's HTTP/2 preface (RFC 7540
+        3.2); it is read first (Content-Length only, up to _MAX_UPGRADE_BODY) and handed
+        on as stream 1's data.
+        """
+        from mesh.proxy.multiplex import MultiplexSession
+
+        fields = dict(request.fields)
+        if b"transfer-encoding" in fields or int(fields.get(b"content-length", 0) or 0) > \
+                _MAX_UPGRADE_BODY:
+            exchange = Exchange(self.lr.name, self.conn.peer, request,
+                                self.codec.request_keys(request), _MONOTONIC())
+            exchange.upstream_failure = ("an Upgrade: h2c request needs a Content-Length body "
+                                         f"of at most {_MAX_UPGRADE_BODY} bytes")
+            self._local_reply(exchange, Status.BAD_REQUEST)
+            self._close_after = True
+            await self.conn.flush()
+            return
+        length = int(fields.get(b"content-length", 0) or 0)
+        early = bytearray(getattr(self.cc, "trailing_data", b""))
+        if length and request.extensions.get("expect_continue") and len(early) < length:
+            self._write_events([Headers(request.stream_id, [(b":status", b"100")], False,
+                                        {"informational": True})])
+            await self.conn.flush()
+        while len(early) < length:
+            self._idle_deadline()
+            data = await self.conn.recv()
+            if not data:
+                raise ClientGone("client closed inside an h2c upgrade body")
+            early += data
+        self._write_events([Headers(request.stream_id, [(b":status", b"101")], False,
+                                    {"informational": True})])
+        await self.conn.flush()
+        self.deadline = 0.0  # the HTTP/2 session keeps its own idle time
+        codec = self.lr.codecs["http2"]
+        cc = codec.upgraded_connection(  # type: ignore[attr-defined]
+            self.lr.options, fields.get(b"http2-settings"), request, bytes(early[:length]))
+        await MultiplexSession(self.lr, self.conn, codec, cc).run(bytes(early[length:]))
 
     async def _refuse(self, exc: RemoteProtocolError) -> None:
         self.lr.stats.failures += 1
@@ -198,10 +255,13 @@ class DownstreamSession:
         endpoint = cluster.pick(exchange.keys, exchange.source_ip, route.hash_key)
         exchange.endpoint = endpoint
         pool = self.lr.pool_for(self.codec, cluster)
-        if not isinstance(pool, PingPongPool):
-            raise UpstreamError(Status.INTERNAL, f"cluster {cluster.name!r} speaks a multiplexed "
-                                "protocol; bridging from a one-at-a-time one is not supported yet")
         endpoint.active_requests += 1
+        if not isinstance(pool, PingPongPool):
+            try:
+                await SharedExchange(self, exchange, pool, endpoint).run()
+            finally:
+                endpoint.active_requests -= 1
+            return
         try:
             # A bodiless request is retried on a fresh connection if a pooled one
             # turns out stale, so only requests with a body pay for the liveness peek.
