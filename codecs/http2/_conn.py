@@ -60,6 +60,8 @@ _DEFAULT_CONNECTION_WINDOW = 1024 * 1024
 _DEFAULT_MAX_STREAMS = 1024
 
 _PROTOCOL_ERROR = h2.errors.ErrorCodes.PROTOCOL_ERROR
+_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+_OPENING = len(_PREFACE) + 9  # the preface and the header of the first frame
 
 
 def control_event() -> Headers:
@@ -122,6 +124,8 @@ class H2Connection:
         self._outbound: dict[int, _Outbound] = {}  # streams with DATA waiting for window
         self._eof = False
         self._error: RemoteProtocolError | None = None
+        #: server role: the first bytes, until the frame after the preface is known
+        self._opening: bytes | None = None if client or upgraded_request else b""
         self._closing = False  # we sent GOAWAY or got one
         # client role: proxy request id <-> HTTP/2 stream id
         self._sid_of: dict[int, int] = {}
@@ -140,6 +144,8 @@ class H2Connection:
         if not data:
             self._eof = True
             return
+        if self._opening is not None and not self._check_opening(bytes(data)):
+            return
         try:
             events = self._h2.receive_data(bytes(data))
         except h2.exceptions.ProtocolError as exc:
@@ -151,6 +157,19 @@ class H2Connection:
         convert = self._convert
         for event in events:
             convert(event)
+
+    def _check_opening(self, data: bytes) -> bool:
+        """Server role: the preface must be followed by a SETTINGS frame (RFC 9113 3.4),
+        which h2 does not check. False when that is already known to be broken."""
+        opening = self._opening = (self._opening or b"") + data
+        if len(opening) < _OPENING:
+            return True
+        self._opening = None
+        if opening[:len(_PREFACE)] == _PREFACE and opening[_OPENING - 6] != 0x4:
+            self._fail("the client preface is not followed by a SETTINGS frame",
+                       _PROTOCOL_ERROR)
+            return False
+        return True
 
     def _fail(self, message: str, code: int) -> None:
         self._h2.close_connection(error_code=code)

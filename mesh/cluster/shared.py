@@ -39,6 +39,7 @@ from mesh.codec import (
     Status,
 )
 from mesh.net.connection import RECV_SIZE, Connection, ConnectionBroken
+from mesh.net.credits import OutputCredits
 from mesh.net.flush import end_of_batch, mark_dirty
 
 __all__ = ["ResponseSink", "SharedConnection", "SharedPool"]
@@ -93,6 +94,7 @@ class SharedConnection:
         self._resets = bool(getattr(cc, "resets_streams", False))
         #: the codec calls the ``consumed`` callbacks of the Data it is given (HTTP/2)
         self.flow_controlled = bool(getattr(cc, "flow_controlled", False))
+        self._held = OutputCredits(conn)
 
     @property
     def has_room(self) -> bool:
@@ -115,6 +117,8 @@ class SharedConnection:
 
     def write(self, event: Event) -> None:
         """Queue an event (head, body, reset) already carrying its upstream id."""
+        if type(event) is Data and "consumed" in event.extensions:
+            self._held.guard(event)  # the upstream may read slower than its window says
         self.conn.write_buffers(self.cc.send(event))
         if not self.dirty:
             mark_dirty(self)  # sent by the flusher next loop turn, with other writes
@@ -122,6 +126,7 @@ class SharedConnection:
     def flush_now(self) -> None:
         if not self.conn.closed and not self.conn.try_flush():
             self._wake.set()  # the upstream is slow: the writer waits for it
+        self._held.release()
 
     def abandon(self, uid: int) -> None:
         """An exchange gave up (timeout, client gone); keep order for PIPELINE."""
@@ -152,6 +157,7 @@ class SharedConnection:
             await self._wake.wait()
             self._wake = trio.Event()
             await conn.flush()
+            self._held.release()
 
     async def _reader(self) -> str:
         cc, conn, pending = self.cc, self.conn, self.pending

@@ -388,16 +388,15 @@ class MultiplexSession:
         if inflight.done:
             return
         exchange = inflight.exchange
-        kind = type(event)
-        if kind is Headers and exchange.response is None:
+        if type(event) is Headers and exchange.response is None:
             exchange.response = event
             for hook in self.lr.filters.response:
                 hook(exchange)
-        elif kind is Reset:
+        elif isinstance(event, Reset):
             if exchange.response is None and _refused(event) and self._retry(inflight):
                 return
             self._fail(inflight, Status.UNAVAILABLE,
-                       f"upstream reset the stream (HTTP/2 error {event.error_code})")  # type: ignore[union-attr]
+                       f"upstream reset the stream (HTTP/2 error {event.error_code})")
             return
         if event.end_stream:
             self._finish(inflight)

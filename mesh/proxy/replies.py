@@ -17,6 +17,7 @@ import trio
 
 from mesh.codec import Buffers, CodecConnection, Data, Event, LocalProtocolError
 from mesh.net.connection import Connection
+from mesh.net.credits import OutputCredits
 from mesh.net.flush import mark_dirty
 
 __all__ = ["Ordered", "ReplyWriter"]
@@ -32,7 +33,8 @@ class Ordered(Protocol):
 
 
 class ReplyWriter:
-    __slots__ = ("conn", "cc", "ordered", "order", "dirty", "_wake", "_drained", "_credits")
+    __slots__ = ("conn", "cc", "ordered", "order", "dirty", "_wake", "_drained", "_credits",
+                 "_held")
 
     def __init__(self, conn: Connection, cc: CodecConnection, ordered: bool) -> None:
         self.conn = conn
@@ -44,6 +46,8 @@ class ReplyWriter:
         self._drained = trio.Event()
         #: the client codec has no flow control: Data counts as consumed once encoded
         self._credits = not getattr(cc, "flow_controlled", False)
+        #: credit of body bytes framed for a client that reads slowly (mesh/net/credits.py)
+        self._held = OutputCredits(conn)
 
     def track(self, exchange: Ordered) -> None:
         """A new exchange takes its place in the reply order."""
@@ -72,6 +76,8 @@ class ReplyWriter:
     def _write(self, events: list[Event]) -> None:
         cc, conn = self.cc, self.conn
         for event in events:
+            if type(event) is Data and "consumed" in event.extensions:
+                self._held.guard(event)
             try:
                 conn.write_buffers(cc.send(event))
             except LocalProtocolError as exc:
@@ -93,6 +99,7 @@ class ReplyWriter:
     def flush_now(self) -> None:
         if not self.conn.closed and not self.conn.try_flush():
             self._wake.set()  # the client is slow: the writer waits for it
+        self._held.release()
 
     async def drain(self) -> None:
         """Wait until the writer has handed every queued byte to the kernel."""
@@ -107,4 +114,5 @@ class ReplyWriter:
             await self._wake.wait()
             self._wake = trio.Event()
             await self.conn.flush()
+            self._held.release()
             self._drained.set()
