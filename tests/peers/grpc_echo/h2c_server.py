@@ -4,7 +4,7 @@ One plain-text port on 127.0.0.1 speaks HTTP/1.1, h2c with prior knowledge and t
 ``Upgrade: h2c`` (all hypercorn's own). One process (hypercorn's asyncio worker run here in
 the main process, no worker children), so its PID is all there is to stop.
 
-    python tests/peers/grpc_echo/h2c_server.py [--port 0]
+    python tests/peers/grpc_echo/h2c_server.py [--port 0] [--max-requests N]
 
 prints ``READY <port>`` on stdout once it listens, runs until SIGTERM.
 
@@ -99,7 +99,7 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.body", "body": b""})
 
 
-async def serve(port: int) -> None:
+async def serve(port: int, max_requests: int) -> None:
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config
 
@@ -113,6 +113,10 @@ async def serve(port: int) -> None:
     config.accesslog = None
     config.errorlog = "-"
     config.keep_alive_timeout = 60
+    # hypercorn's default (1000) closes an HTTP/2 connection with GOAWAY after that many
+    # requests; a proxy's one shared upstream connection reaches it fast. Tests about GOAWAY
+    # ask for a small number, the others for none.
+    config.keep_alive_max_requests = max_requests
     config.h2_max_concurrent_streams = 128
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -125,8 +129,10 @@ async def serve(port: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--max-requests", type=int, default=2**31,
+                    help="requests per connection before hypercorn closes it (HTTP/2: GOAWAY)")
     args = ap.parse_args(argv)
-    asyncio.run(serve(args.port))
+    asyncio.run(serve(args.port, args.max_requests))
     return 0
 
 
