@@ -9,8 +9,9 @@ from ._codec import PREFACE, Http2Codec, match
 from ._conn import H2Connection, control_event
 from ._grpc import GRPC_STATUS, HttpKeys, grpc_timeout, is_grpc
 from ._headers import request_fields, response_fields
+from ._lean import LeanConnection
 
-__all__ = ["GRPC_STATUS", "PREFACE", "H2Connection", "Http2Codec", "HttpKeys", "codec",
+__all__ = ["GRPC_STATUS", "PREFACE", "H2Connection", "Http2Codec", "LeanConnection", "HttpKeys", "codec",
            "control_event", "grpc_timeout", "is_grpc", "match", "request_fields",
            "response_fields"]
 

@@ -16,6 +16,7 @@ from mesh.codec import (
 
 from ._conn import H2Connection
 from ._grpc import HttpKeys
+from ._lean import LeanConnection
 
 __all__ = ["PREFACE", "Http2Codec", "match"]
 
@@ -40,18 +41,28 @@ class Http2Codec:
     def match(self, prefix: bytes) -> MatchResult:
         return match(prefix)
 
-    def connection(self, role: Role, options: ConnectionOptions) -> H2Connection:
-        return H2Connection(role, options)
+    def connection(self, role: Role, options: ConnectionOptions) -> LeanConnection | H2Connection:
+        """The lean engine; ``protocol_options: {engine: h2}`` picks the one on h2."""
+        return _engine(options)(role, options)
 
     def upgraded_connection(self, options: ConnectionOptions, settings: bytes | None,
-                            request: Headers, body: bytes = b"") -> H2Connection:
+                            request: Headers, body: bytes = b"") -> LeanConnection | H2Connection:
         """The server side of an ``Upgrade: h2c`` (RFC 7540 3.2): ``request`` becomes stream 1.
 
         ``settings`` is the ``HTTP2-Settings`` header value (base64url), ``body`` the request
         body read in HTTP/1.1; the caller has sent the 101.
         """
-        return H2Connection(Role.SERVER, options, upgrade_settings=settings,
-                            upgraded_request=request, upgraded_body=body)
+        return _engine(options)(Role.SERVER, options, upgrade_settings=settings,
+                                upgraded_request=request, upgraded_body=body)
 
     def request_keys(self, headers: Headers) -> RequestKeys:
         return HttpKeys(headers)
+
+
+def _engine(options: ConnectionOptions) -> type[LeanConnection] | type[H2Connection]:
+    engine = options.extra.get("engine", "lean")
+    if engine == "h2":
+        return H2Connection
+    if engine != "lean":
+        raise ValueError(f"http2 engine {engine!r}: expected 'lean' or 'h2'")
+    return LeanConnection
