@@ -1,9 +1,10 @@
-"""The lean HTTP/2 connection: frames parsed in place, HPACK by the ``hpack`` package.
+"""The lean HTTP/2 connection: frames parsed in place, HPACK of our own.
 
 h2 builds a frame object, runs a stream state machine and validates fields through a
 chain of generators for every frame; a proxy pays that on both of its connections for
 every exchange, which bounds an h2-based proxy near 2k exchanges per second per core here.
-This connection keeps only what a proxy needs: stream open/half-closed/closed, both flow
+HPACK is our own (_hpack.py: a Huffman cache, a stateless encoder). This connection
+keeps only what a proxy needs: stream open/half-closed/closed, both flow
 control windows, SETTINGS, PING, GOAWAY, RST_STREAM and the field checks of RFC 9113 8.2
 and 8.3. It has the same interface and events as the h2-based :class:`H2Connection`,
 which stays the oracle in the tests and the engine for ``engine: h2`` (docs/http2.md).
@@ -14,9 +15,6 @@ from __future__ import annotations
 import base64
 from collections import deque
 from collections.abc import Callable
-
-import hpack
-import hpack.exceptions
 
 from mesh.codec import (
     CLOSED,
@@ -36,6 +34,7 @@ from mesh.codec import (
 )
 
 from . import _frames as f
+from ._hpack import Decoder, Encoder
 from ._grpc import local_reply, request_extensions
 from ._headers import request_fields, response_fields
 
@@ -83,9 +82,8 @@ class LeanConnection:
         self._window = int(extra.get("initial_stream_window", _DEFAULT_STREAM_WINDOW))
         conn_window = int(extra.get("initial_connection_window", _DEFAULT_CONNECTION_WINDOW))
         self._max_streams = int(extra.get("max_concurrent_streams", _DEFAULT_MAX_STREAMS))
-        self._encoder = hpack.Encoder()
-        self._decoder = hpack.Decoder()
-        self._decoder.max_header_list_size = options.max_header_size
+        self._encoder = Encoder()
+        self._decoder = Decoder(max_list_size=options.max_header_size)
         self._max_block = options.max_header_size * 2  # compressed, CONTINUATIONs included
         self._buf = bytearray()
         self._out = bytearray()
@@ -158,7 +156,7 @@ class LeanConnection:
             self._frames(chunk)
         except f.ConnectionError_ as exc:
             self._fail(str(exc), exc.code)
-        except (hpack.exceptions.HPACKError, ValueError, IndexError, UnicodeError) as exc:
+        except (ValueError, IndexError) as exc:  # HpackError is a ValueError
             self._fail(f"bad header block: {exc!r}", f.COMPRESSION_ERROR)
 
     def _frames(self, buf: bytes) -> None:
@@ -244,8 +242,7 @@ class LeanConnection:
                 self._peer_max_frame = value
             elif key == f.MAX_CONCURRENT_STREAMS:
                 self._peer_max_streams = value
-            elif key == f.HEADER_TABLE_SIZE:
-                self._encoder.header_table_size = value
+            # HEADER_TABLE_SIZE: our encoder never uses the dynamic table (_hpack.py)
 
     def _unpad(self, flags: int, payload: memoryview) -> memoryview:
         if flags & f.PADDED:
@@ -313,7 +310,7 @@ class LeanConnection:
             self._on_block(sid, pending[1], block)
 
     def _on_block(self, sid: int, flags: int, block: bytes | bytearray | memoryview) -> None:
-        fields: list[tuple[bytes, bytes]] = self._decoder.decode(bytes(block), raw=True)
+        fields = self._decoder.decode(bytes(block))
         end = bool(flags & f.END_STREAM)
         stream = self._streams.get(sid)
         if self._client:
@@ -528,7 +525,7 @@ class LeanConnection:
             self._local_end(stream)
 
     def _header_block(self, sid: int, fields: list[tuple[bytes, bytes]], end: bool) -> None:
-        block = self._encoder.encode(fields, huffman=True)
+        block = self._encoder.encode(fields)
         limit = self._peer_max_frame
         flags = f.END_STREAM if end else 0
         if len(block) <= limit:
