@@ -34,9 +34,9 @@ from mesh.codec import (
 )
 
 from . import _frames as f
-from ._hpack import Decoder, Encoder
 from ._grpc import local_reply, request_extensions
 from ._headers import request_fields, response_fields
+from ._hpack import Decoder, Encoder
 
 __all__ = ["LeanConnection"]
 
