@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import trio
@@ -64,12 +64,14 @@ def proxy_config(args: argparse.Namespace) -> Config:
     return parse(data, "<mesh proxy flags>")
 
 
-def _serve(config: Config, registry: Registry) -> int:
+def _serve(config: Config, registry: Registry,
+           reload_from: tuple[str, Callable[[str], Config]] | None = None) -> int:
     from mesh.runtime import ProxyRuntime, StartupError
 
     configure_logging(config.logging.level)
     try:
         runtime = ProxyRuntime(config, registry)
+        runtime.reload_from = reload_from
         trio.run(runtime.run)
     except StartupError as exc:
         print(f"mesh: {exc}", file=sys.stderr)
@@ -122,10 +124,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "proxy":
             return _serve(proxy_config(args), registry)
         if args.config:
-            config = load(args.config, known_protocols=known, known_filters=set(registry.filters))
-        else:
-            config = default_config()
-            _welcome(config)
+            def reload(path: str) -> Config:
+                return load(path, known_protocols=known, known_filters=set(registry.filters))
+
+            # kill -HUP reads the file again and swaps it in (docs/config.md)
+            return _serve(reload(args.config), registry, (args.config, reload))
+        config = default_config()
+        _welcome(config)
         return _serve(config, registry)
     except (ConfigError, PluginError) as exc:
         print(f"mesh: {exc}", file=sys.stderr)

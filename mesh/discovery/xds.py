@@ -72,7 +72,7 @@ class XdsSource:
 
     async def run(self, publish: Publish, report: Report) -> None:
         """One ADS stream until it ends (the runtime starts it again after a backoff)."""
-        from envoy.service.discovery.v3 import discovery_pb2
+        from envoy.service.discovery.v3 import discovery_pb2  # type: ignore[import-untyped]
 
         where = f"{self.host}:{self.port}"
         try:
@@ -95,7 +95,7 @@ class XdsSource:
 
     def _request(self, pb: Any, version: str = "", nonce: str = "",
                  error: str | None = None) -> Any:
-        from google.rpc import status_pb2
+        from google.rpc import status_pb2  # type: ignore[import-untyped]
 
         request = pb.DiscoveryRequest(version_info=version, response_nonce=nonce,
                                       type_url=EDS_TYPE, resource_names=[self.cluster_name])
@@ -109,6 +109,8 @@ class XdsSource:
     def _answer(self, pb: Any, response: Any, publish: Publish, report: Report) -> bytes:
         """ACK (and publish) a good response, NACK a bad one; the request to send back."""
         where = f"{self.host}:{self.port}"
+        problem: str | None
+        endpoints: list[Endpoint] | None
         if response.type_url != EDS_TYPE:
             problem = f"type {response.type_url} was not asked for"
             endpoints = None
@@ -130,7 +132,7 @@ class XdsSource:
         return bytes(self._request(pb, response.version_info, response.nonce).SerializeToString())
 
     def _endpoints(self, response: Any) -> tuple[list[Endpoint] | None, str | None]:
-        from envoy.config.endpoint.v3 import endpoint_pb2
+        from envoy.config.endpoint.v3 import endpoint_pb2  # type: ignore[import-untyped]
 
         found: list[Endpoint] | None = None
         for resource in response.resources:

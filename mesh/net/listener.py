@@ -34,25 +34,34 @@ def bind(host: str, port: int, backlog: int = 1024) -> socket.socket:
     return sock
 
 
-async def serve(sock: socket.socket, handler: Handler, name: str) -> None:
-    """Accept forever, handing each connection to ``handler`` in its own task.
+async def serve(sock: socket.socket, handler: Handler, name: str,
+                stop: trio.CancelScope | None = None) -> None:
+    """Accept until ``stop`` is cancelled, handing each connection to ``handler`` in its own task.
 
     The handler owns the connection; nothing it raises may reach this loop,
-    so it is wrapped in a guard that logs and closes.
+    so it is wrapped in a guard that logs and closes. Once ``stop`` is cancelled (a listener
+    left the config) the socket is closed, and the connections already accepted go on until
+    they end.
     """
     async with trio.open_nursery() as nursery:
-        while True:
-            try:
-                client, peer = sock.accept()
-            except BlockingIOError:
-                await trio.lowlevel.wait_readable(sock)
-                continue
-            except OSError as exc:  # EMFILE and friends: back off, do not die
-                log.error("accept_failed", listener=name, error=str(exc))
-                await trio.sleep(0.1)
-                continue
-            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            nursery.start_soon(_guard, handler, Connection(client, peer[:2]), name)
+        with stop if stop is not None else trio.CancelScope():
+            await _accept(sock, handler, name, nursery)
+        sock.close()
+
+
+async def _accept(sock: socket.socket, handler: Handler, name: str, nursery: trio.Nursery) -> None:
+    while True:
+        try:
+            client, peer = sock.accept()
+        except BlockingIOError:
+            await trio.lowlevel.wait_readable(sock)
+            continue
+        except OSError as exc:  # EMFILE and friends: back off, do not die
+            log.error("accept_failed", listener=name, error=str(exc))
+            await trio.sleep(0.1)
+            continue
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        nursery.start_soon(_guard, handler, Connection(client, peer[:2]), name)
 
 
 async def _guard(handler: Handler, conn: Connection, name: str) -> None:
