@@ -32,6 +32,7 @@ from mesh.config._model import (
     SampleUpstream,
     StringMatch,
     WeightedCluster,
+    Xds,
 )
 from mesh.config._parse import parse
 from mesh.config._values import parse_address, parse_duration
@@ -53,6 +54,7 @@ __all__ = [
     "SampleUpstream",
     "StringMatch",
     "WeightedCluster",
+    "Xds",
     "default_config",
     "dump",
     "load",

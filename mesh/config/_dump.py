@@ -41,6 +41,9 @@ def dump(config: Config) -> dict[str, Any]:
             {"name": s.name, "address": format_address(s.host, s.port), "kind": s.kind}
             for s in config.samples
         ],
+        **({"xds": {"address": format_address(config.xds.host, config.xds.port),
+                    "node_id": config.xds.node_id, "node_cluster": config.xds.node_cluster}}
+           if config.xds is not None else {}),
     }
 
 

@@ -203,6 +203,16 @@ class Admin:
 
 
 @dataclass(frozen=True, slots=True)
+class Xds:
+    """An xDS management server that gives listeners, routes and clusters (docs/xds.md)."""
+
+    host: str
+    port: int
+    node_id: str = "rpcmesh"
+    node_cluster: str = "rpcmesh"
+
+
+@dataclass(frozen=True, slots=True)
 class Logging:
     """Log level and whether each request writes an access-log line."""
 
@@ -230,6 +240,8 @@ class Config:
     logging: Logging
     samples: tuple[SampleUpstream, ...] = ()
     source: str = "<string>"
+    #: listeners, routes and clusters also come from this control plane (docs/xds.md)
+    xds: Xds | None = None
     # Built once here because routing looks clusters up by name per request.
     _by_name: Mapping[str, Cluster] = field(init=False, repr=False, compare=False)
 

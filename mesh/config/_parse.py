@@ -7,7 +7,7 @@ from typing import Any
 
 from mesh.config._clusters import parse_clusters
 from mesh.config._listeners import Context, parse_listeners
-from mesh.config._model import Admin, Cluster, Config, Listener, Logging, SampleUpstream
+from mesh.config._model import Admin, Cluster, Config, Listener, Logging, SampleUpstream, Xds
 from mesh.config._reading import (
     Section,
     Where,
@@ -24,7 +24,7 @@ __all__ = ["LOG_LEVELS", "SAMPLE_KINDS", "parse"]
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 SAMPLE_KINDS = ("http_hello",)
-_KEYS = ("listeners", "clusters", "admin", "logging", "samples")
+_KEYS = ("listeners", "clusters", "admin", "logging", "samples", "xds")
 _WILDCARDS = ("0.0.0.0", "::")
 
 
@@ -41,18 +41,25 @@ def parse(
     ``known_protocols`` or ``known_filters`` are given, protocol and filter
     names must be among them. Raises :class:`ConfigError` at the first problem.
     """
-    root = Section(Where(source), data, _KEYS, required=("listeners",))
+    xds = _xds(Where(source).key("xds"), data["xds"]) \
+        if isinstance(data, Mapping) and data.get("xds") is not None else None
+    # With a control plane, the listeners may all come from it.
+    root = Section(Where(source), data, _KEYS, required=() if xds else ("listeners",))
     clusters: tuple[Cluster, ...] = ()
-    if root.has("clusters"):
+    if root.has("clusters") and (root.data["clusters"] or not xds):
         clusters = parse_clusters(root.at("clusters"), root.data["clusters"], known_protocols)
     context = Context({c.name: c for c in clusters}, known_protocols, known_filters)
+    listeners: tuple[Listener, ...] = ()
+    if root.has("listeners") and (root.data["listeners"] or not xds):
+        listeners = parse_listeners(root.at("listeners"), root.data["listeners"], context)
     config = Config(
-        listeners=parse_listeners(root.at("listeners"), root.data["listeners"], context),
+        listeners=listeners,
         clusters=clusters,
         admin=_admin(root.at("admin"), root.data["admin"]) if root.has("admin") else Admin(),
         logging=root.get("logging", _logging, Logging()),
         samples=root.get("samples", _samples, ()),
         source=source,
+        xds=xds,
     )
     _check_ports(root, config)
     return config
@@ -63,6 +70,13 @@ def _admin(where: Where, value: Any) -> Admin | None:
         return None
     section = Section(where, value, ("address",))
     return Admin(*section.require("address", address)) if section.has("address") else Admin()
+
+
+def _xds(where: Where, value: Any) -> Xds:
+    section = Section(where, value, ("address", "node_id", "node_cluster"), required=("address",))
+    host, port = section.require("address", address)
+    return Xds(host, port, section.get("node_id", string, "rpcmesh"),
+               section.get("node_cluster", string, "rpcmesh"))
 
 
 def _logging(where: Where, value: Any) -> Logging:

@@ -54,7 +54,7 @@ def test_public_api() -> None:
         [
             *["Admin", "Cluster", "Config", "ConfigError", "Discovery", "Endpoint", "FilterConfig", "HeaderMatch"],
             *["Listener", "Logging", "PassiveHealth", "Route", "RouteMatch", "SampleUpstream"],
-            *["StringMatch", "WeightedCluster", "default_config", "dump", "load", "loads", "parse"],
+            *["StringMatch", "WeightedCluster", "Xds", "default_config", "dump", "load", "loads", "parse"],
             "parse_address",
             "parse_duration",
         ]
