@@ -74,6 +74,8 @@ class ProxyRuntime:
         self.swaps = 0
         #: (file, loader): SIGHUP reads the file again and applies it (``mesh run FILE``)
         self.reload_from: tuple[str, Callable[[str], Config]] | None = None
+        #: the xDS client when the config names a management server
+        self.xds: Any = None
 
     def _listener(self, lc: Listener, config: Config) -> ListenerRuntime:
         return ListenerRuntime(lc, self._codecs, self.clusters, self._chain(lc), self.stats,
@@ -146,6 +148,13 @@ class ProxyRuntime:
                 nursery.start_soon(run_flusher)
                 if self.reload_from is not None:
                     nursery.start_soon(self.reload_on_hangup, *self.reload_from)
+                if self.config.xds is not None:
+                    from mesh.xds import XdsConfigClient
+
+                    self.xds = XdsConfigClient(
+                        self.config, self.apply, set(self.registry.codecs) | {"auto", "tcp"},
+                        set(self.registry.filters))
+                    nursery.start_soon(self.xds.run)
                 for cluster, source in sources:
                     if source is not None:
                         self._start_discovery(cluster, source)
