@@ -71,6 +71,8 @@ def _route(route: Route) -> dict[str, Any]:
     else:
         data["weighted_clusters"] = [{"cluster": c.cluster, "weight": c.weight} for c in route.clusters]
     data.update(timeout=route.timeout, hash_key=route.hash_key)
+    if route.prefix_rewrite is not None:
+        data["prefix_rewrite"] = route.prefix_rewrite
     return data
 
 

@@ -44,7 +44,8 @@ _KEYS = (
     "protocol_options",
     *_OPTIONS,
 )
-_ROUTE_KEYS = ("name", "match", "cluster", "weighted_clusters", "timeout", "hash_key")
+_ROUTE_KEYS = ("name", "match", "cluster", "weighted_clusters", "timeout", "hash_key",
+               "prefix_rewrite")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,11 +123,18 @@ def _route(where: Where, value: Any, default_name: str, context: Context) -> Rou
             "hash_key only applies when a route's cluster uses lb 'ring_hash', and none does here",
             "remove hash_key, or set lb: ring_hash on the cluster.",
         )
+    match = section.optional("match", parse_route_match) or RouteMatch()
+    rewrite = section.optional("prefix_rewrite", string)
+    if rewrite is not None and (match.path is None or match.path.prefix is None):
+        raise section.at("prefix_rewrite").error(
+            "prefix_rewrite replaces the path prefix the route matched, and this route "
+            "matches no path prefix", "add match: {path: {prefix: ...}}, or remove prefix_rewrite.")
     return Route(
         name=section.get("name", string, default_name),
-        match=section.optional("match", parse_route_match) or RouteMatch(),
+        match=match,
         clusters=clusters,
         hash_key=key,
+        prefix_rewrite=rewrite,
         **section.options({"timeout": duration()}),
     )
 

@@ -106,6 +106,9 @@ class Route:
     clusters: tuple[WeightedCluster, ...]
     timeout: float = 15.0
     hash_key: str | None = None
+    #: replaces the matched ``path`` prefix before forwarding (Envoy's ``prefix_rewrite``;
+    #: Spring Cloud Gateway's ``StripPrefix``)
+    prefix_rewrite: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

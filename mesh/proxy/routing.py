@@ -13,6 +13,17 @@ if TYPE_CHECKING:
 __all__ = ["route_exchange"]
 
 
+def _rewrite_prefix(exchange: Exchange, path_prefix: str, rewrite: str) -> None:
+    """``/orders/v1/x?y`` with prefix ``/orders/`` and rewrite ``/`` goes on as ``/v1/x?y``."""
+    prefix = path_prefix.encode()
+    fields = exchange.request.fields
+    for i, (name, value) in enumerate(fields):
+        if name == b":path":
+            if value.startswith(prefix):
+                fields[i] = (b":path", rewrite.encode() + value[len(prefix):])
+            return
+
+
 def route_exchange(lr: ListenerRuntime, exchange: Exchange) -> Status | None:
     """Run request filters and pick route and cluster; a Status means: reply locally."""
     for hook in lr.filters.request:
@@ -25,6 +36,8 @@ def route_exchange(lr: ListenerRuntime, exchange: Exchange) -> Status | None:
         return Status.NO_ROUTE
     exchange.route = route
     lr.route_stats[route.name].requests += 1
+    if route.prefix_rewrite is not None:
+        _rewrite_prefix(exchange, route.path_prefix, route.prefix_rewrite)
     cluster = lr.clusters.get(route.pick_cluster())
     if cluster is None or not cluster.endpoints:
         exchange.upstream_failure = "cluster has no endpoints"

@@ -23,7 +23,7 @@ class CompiledRoute:
     """One route ready to match: checks, destination clusters and timeout."""
 
     __slots__ = ("config", "name", "_checks", "_headers", "clusters", "_cumulative", "_total",
-                 "timeout", "hash_key")
+                 "timeout", "hash_key", "prefix_rewrite", "path_prefix")
 
     def __init__(self, route: Route) -> None:
         self.config = route
@@ -45,6 +45,9 @@ class CompiledRoute:
         self._total = total
         self.timeout = route.timeout
         self.hash_key = route.hash_key
+        #: (matched prefix, replacement) as bytes for the :path rewrite, or None
+        self.prefix_rewrite = route.prefix_rewrite
+        self.path_prefix = (route.match.path.prefix or "") if route.match.path else ""
 
     @property
     def catches_all(self) -> bool:

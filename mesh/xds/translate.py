@@ -105,6 +105,8 @@ def route_config(resource: Any) -> list[dict[str, Any]]:
                 raise TranslationError(f"{what}: cluster specifier {kind!r} is not supported")
             if action.HasField("timeout"):
                 entry["timeout"] = _duration(action.timeout)
+            if action.prefix_rewrite:
+                entry["prefix_rewrite"] = action.prefix_rewrite
             routes.append(entry)
     if not routes:
         raise TranslationError(f"route config {resource.name!r} has no routes")
@@ -126,7 +128,7 @@ def _match(match: Any, what: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     kind = match.WhichOneof("path_specifier")
     if kind == "prefix":
-        if match.prefix not in ("", "/"):
+        if match.prefix:
             out["path"] = {"prefix": match.prefix}
     elif kind == "path":
         out["path"] = {"exact": match.path}
