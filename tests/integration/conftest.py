@@ -60,6 +60,7 @@ from .mesh_harness import (
     tail,
     write_random_file,
 )
+from .xds_fixtures import ads_server, envoy_ads, whoami_upstreams, xds_mesh  # noqa: F401
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,0 +1,1 @@
+"""A test xDS control plane (ads_server.py)."""
