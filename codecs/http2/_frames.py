@@ -6,6 +6,7 @@ slices and written with ``struct``; no frame objects are made on the hot path.
 
 from __future__ import annotations
 
+import re
 import struct
 
 __all__ = [
@@ -92,27 +93,41 @@ CONNECTION_SPECIFIC_IN = frozenset({
 _REQUEST_PSEUDO = frozenset({b":method", b":scheme", b":authority", b":path", b":protocol"})
 
 
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
+#: Fields already found well-formed (names and values repeat from request to request).
+_GOOD: dict[tuple[bytes, bytes], None] = {}
+_GOOD_LIMIT = 4096
+
+
 def bad_value(value: bytes) -> bool:
-    """CR, LF or NUL in a field value (8.2.1): never forwarded, least of all to HTTP/1.1."""
-    return b"\r" in value or b"\n" in value or b"\0" in value
+    """CR, LF or NUL in a field value, or white space around it (8.2.1): never forwarded,
+    least of all to HTTP/1.1, where it could split or smuggle a request."""
+    return (b"\r" in value or b"\n" in value or b"\0" in value
+            or (bool(value) and (value[0] in (0x20, 0x09) or value[-1] in (0x20, 0x09))))
 
 
 def _check_regular(name: bytes, value: bytes) -> str | None:
+    if (name, value) in _GOOD:
+        return None
     if name in CONNECTION_SPECIFIC_IN:
         return f"connection-specific field {name.decode('latin-1')!r}"
     if name == b"te" and value != b"trailers":
         return "te other than 'trailers'"
-    if not name or name != name.lower() or b":" in name:
+    if not _TOKEN.fullmatch(name):
         return f"field name {name!r} is not a lower-case token"
     if bad_value(value):
-        return f"field {name.decode('latin-1')!r} has CR, LF or NUL in its value"
+        return f"field {name.decode('latin-1')!r} has CR, LF, NUL or surrounding white space"
+    if len(_GOOD) >= _GOOD_LIMIT:
+        _GOOD.clear()
+    _GOOD[(name, value)] = None
     return None
 
 
-def check_request(fields: list[tuple[bytes, bytes]]) -> str | None:
-    """Why a request head is malformed (8.3.1), or None."""
+def check_request(fields: list[tuple[bytes, bytes]]) -> str | int | None:
+    """Why a request head is malformed (8.3.1); else its content-length, or None if none."""
     pseudo: dict[bytes, bytes] = {}
     regular = False
+    length: int | None = None
     for name, value in fields:
         if name[:1] == b":":
             if regular or name not in _REQUEST_PSEUDO or name in pseudo:
@@ -125,6 +140,10 @@ def check_request(fields: list[tuple[bytes, bytes]]) -> str | None:
             problem = _check_regular(name, value)
             if problem:
                 return problem
+            if name == b"content-length":  # 8.1.1: DATA must add up to it
+                if not value.isdigit() or (length is not None and int(value) != length):
+                    return "bad content-length"
+                length = int(value)
     method = pseudo.get(b":method")
     if not method:
         return "no :method"
@@ -133,7 +152,7 @@ def check_request(fields: list[tuple[bytes, bytes]]) -> str | None:
             return "CONNECT takes :authority only"
     elif not pseudo.get(b":scheme") or not pseudo.get(b":path"):
         return "no :scheme or :path"
-    return None
+    return length
 
 
 def check_response(fields: list[tuple[bytes, bytes]]) -> str | None:

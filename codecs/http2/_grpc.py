@@ -110,9 +110,8 @@ def local_reply(request: Headers, status: Status, message: str) -> list[Event]:
             (b"grpc-message", quote(message, safe=" !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~").encode()),
         ], True)]
     body = (message + "\n").encode()
-    return [
-        Headers(sid, [(b":status", _HTTP_STATUS[status]),
-                      (b"content-type", b"text/plain"),
-                      (b"content-length", str(len(body)).encode())], False),
-        Data(sid, body, True),
-    ]
+    head = [(b":status", _HTTP_STATUS[status]), (b"content-type", b"text/plain"),
+            (b"content-length", str(len(body)).encode())]
+    if (b":method", b"HEAD") in request.fields:  # RFC 9110 9.3.2: no content
+        return [Headers(sid, head, True)]
+    return [Headers(sid, head, False), Data(sid, body, True)]

@@ -19,9 +19,15 @@ from collections import deque
 from hpack.huffman_table import decode_huffman
 from hpack.table import HeaderTable
 
-__all__ = ["Decoder", "Encoder", "HpackError"]
+__all__ = ["Decoder", "Encoder", "HpackError", "NeverIndexed"]
 
 Field = tuple[bytes, bytes]
+
+
+class NeverIndexed(tuple[bytes, bytes]):
+    """A field its sender marked never-indexed (RFC 7541 6.2.3): re-encoded the same way."""
+
+    __slots__ = ()
 
 _STATIC: tuple[Field, ...] = HeaderTable.STATIC_TABLE
 _STATIC_LEN = len(_STATIC)
@@ -88,8 +94,11 @@ class Decoder:
                 self._evict(0)
                 continue
             else:  # literal without indexing / never indexed (6.2.2, 6.2.3)
+                never = byte & 0x10
                 index, pos = _integer(data, pos, 4)
                 field, pos = self._literal(data, pos, index)
+                if never:
+                    field = NeverIndexed(field)
             total += len(field[0]) + len(field[1]) + 32
             if total > self.max_list:
                 raise HpackError("header list larger than SETTINGS_MAX_HEADER_LIST_SIZE")
@@ -180,15 +189,32 @@ def _encode_field(field: Field) -> bytes:
 class Encoder:
     """Stateless HPACK encoding (no dynamic table, no Huffman), cached per field."""
 
-    __slots__ = ("_cache",)
+    __slots__ = ("_cache", "_size_update")
 
     def __init__(self) -> None:
         self._cache: dict[Field, bytes] = {}
+        self._size_update = False
+
+    def table_size_changed(self) -> None:
+        """The peer changed SETTINGS_HEADER_TABLE_SIZE: the next block starts with a size
+        update (RFC 7541 4.2); 0, since this encoder never uses the table."""
+        self._size_update = True
 
     def encode(self, fields: list[Field]) -> bytes:
         cache = self._cache
         parts = []
+        if self._size_update:
+            self._size_update = False
+            parts.append(b"\x20")
         for field in fields:
+            if type(field) is NeverIndexed:
+                name, value = field
+                index = _STATIC_NAME.get(name, 0)
+                head = _encode_integer(index, 4, 0x10)
+                if not index:
+                    head += _encode_integer(len(name), 7, 0) + name
+                parts.append(head + _encode_integer(len(value), 7, 0) + value)
+                continue
             encoded = cache.get(field)
             if encoded is None:
                 encoded = _encode_field((bytes(field[0]), bytes(field[1])))

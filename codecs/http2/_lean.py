@@ -51,7 +51,7 @@ _UNLIMITED = 2**31
 
 class _Stream:
     __slots__ = ("sid", "uid", "send_window", "recv_window", "unacked", "remote_done",
-                 "local_done", "responded", "chunks", "trailers", "end_queued")
+                 "local_done", "responded", "chunks", "trailers", "end_queued", "remaining")
 
     def __init__(self, sid: int, uid: int, send_window: int, recv_window: int) -> None:
         self.sid = sid
@@ -65,6 +65,7 @@ class _Stream:
         self.chunks: deque[tuple[memoryview, _Consumed | None]] = deque()  # waiting for window
         self.trailers: list[tuple[bytes, bytes]] | None = None
         self.end_queued = False
+        self.remaining: int | None = None  # request body bytes its content-length promises
 
 
 class LeanConnection:
@@ -117,7 +118,10 @@ class LeanConnection:
             out += f.window_update(0, conn_window - 65535)
         if upgraded_request is not None:  # h2c upgrade (RFC 7540 3.2): the request is stream 1
             if upgrade_settings:
-                self._apply_settings(f.parse_settings(_b64(upgrade_settings)))
+                try:
+                    self._apply_settings(f.parse_settings(_b64(upgrade_settings)))
+                except f.ConnectionError_ as exc:
+                    raise RemoteProtocolError(f"HTTP2-Settings: {exc}") from None
             stream = self._open(1, 1)
             stream.remote_done = True
             self._last_remote = 1
@@ -167,9 +171,14 @@ class LeanConnection:
                 size = (buf[pos] << 16) | (buf[pos + 1] << 8) | buf[pos + 2]
                 if size > _OUR_MAX_FRAME:
                     raise f.ConnectionError_(f.FRAME_SIZE_ERROR, f"a {size}-byte frame")
+                kind, flags = buf[pos + 3], buf[pos + 4]
+                if kind == f.HEADERS or kind == f.CONTINUATION:
+                    held = len(self._continuation[2]) if self._continuation is not None else 0
+                    if held + size > self._max_block:  # refused before it is buffered
+                        raise f.ConnectionError_(f.PROTOCOL_ERROR, "header block larger than "
+                                                 f"{self._max_block} bytes")
                 if end - pos < 9 + size:
                     break
-                kind, flags = buf[pos + 3], buf[pos + 4]
                 sid = int.from_bytes(buf[pos + 5 : pos + 9], "big") & 0x7FFFFFFF
                 payload = view[pos + 9 : pos + 9 + size]
                 pos += 9 + size
@@ -242,7 +251,8 @@ class LeanConnection:
                 self._peer_max_frame = value
             elif key == f.MAX_CONCURRENT_STREAMS:
                 self._peer_max_streams = value
-            # HEADER_TABLE_SIZE: our encoder never uses the dynamic table (_hpack.py)
+            elif key == f.HEADER_TABLE_SIZE:
+                self._encoder.table_size_changed()  # RFC 7541 4.2: say so in the next block
 
     def _unpad(self, flags: int, payload: memoryview) -> memoryview:
         if flags & f.PADDED:
@@ -268,12 +278,18 @@ class LeanConnection:
                 raise f.ConnectionError_(f.PROTOCOL_ERROR, f"DATA on idle stream {sid}")
             self._credit_connection(size)  # a closed stream: only the connection window counts
             if stream is not None:
-                self._reset(stream, f.STREAM_CLOSED)
+                self._reset(stream, f.STREAM_CLOSED, notify=True)
             return
         stream.recv_window -= size
         if stream.recv_window < 0:
             raise f.ConnectionError_(f.FLOW_CONTROL_ERROR, f"DATA beyond stream {sid}'s window")
         end = bool(flags & f.END_STREAM)
+        if stream.remaining is not None:
+            stream.remaining -= len(body)
+            if stream.remaining < 0 or (end and stream.remaining):  # 8.1.1: malformed
+                self._credit_connection(size)
+                self._reset(stream, f.PROTOCOL_ERROR, notify=True)
+                return
         if end:
             self._remote_end(stream)
         self._events.append(Data(stream.uid, bytes(body), end, {"flow": size}))
@@ -323,20 +339,21 @@ class LeanConnection:
             if self._closing or len(self._streams) >= self._max_streams:
                 self._out += f.rst_stream(sid, f.REFUSED_STREAM)
                 return
-            problem = f.check_request(fields)
-            if problem:
-                self._out += f.rst_stream(sid, f.PROTOCOL_ERROR)  # malformed: a stream error
+            checked = f.check_request(fields)
+            if isinstance(checked, str) or (end and checked):  # malformed: a stream error
+                self._out += f.rst_stream(sid, f.PROTOCOL_ERROR)
                 return
             stream = self._open(sid, sid)
+            stream.remaining = checked
             if end:
                 stream.remote_done = True
             self._events.append(Headers(sid, fields, end, request_extensions(fields)))
             return
         if stream.remote_done:
-            self._reset(stream, f.STREAM_CLOSED)
+            self._reset(stream, f.STREAM_CLOSED, notify=True)
             return
-        if not end or f.check_trailers(fields):  # trailers end the stream (8.1)
-            self._reset(stream, f.PROTOCOL_ERROR)
+        if not end or f.check_trailers(fields) or stream.remaining:  # trailers end it (8.1)
+            self._reset(stream, f.PROTOCOL_ERROR, notify=True)
             return
         self._remote_end(stream)
         self._events.append(Trailers(sid, fields))

@@ -133,9 +133,6 @@ test_conformance_sessionlike = codec_conformance_tests(
     SessionLike("lean"), vectors=SAMPLE, fuzz_examples=30, xfail={
         "request_id.rewrite": REQUEST_IDS,
         "local_reply": GRPC_STATUS_200,
-        "limits.header": ("bug: a 32 KiB head is refused only once 32939 bytes were buffered (the "
-                          "first HEADERS frame is read whole, the CONTINUATION checked once whole) "
-                          "though max_header_size is 1024 and the frame header tells the size"),
         "limits.frame": FLOW_CONTROL,
     })
 
