@@ -189,13 +189,22 @@ class DownstreamSession:
             if not data:
                 raise ClientGone("client closed inside an h2c upgrade body")
             early += data
+        codec = self.lr.codecs["http2"]
+        try:
+            cc = codec.upgraded_connection(  # type: ignore[attr-defined]
+                self.lr.options, fields.get(b"http2-settings"), request, bytes(early[:length]))
+        except RemoteProtocolError as exc:  # a malformed HTTP2-Settings: answered in HTTP/1.1
+            exchange = Exchange(self.lr.name, self.conn.peer, request,
+                                self.codec.request_keys(request), _MONOTONIC())
+            exchange.upstream_failure = str(exc)
+            self._local_reply(exchange, Status.BAD_REQUEST)
+            self._close_after = True
+            await self.conn.flush()
+            return
         self._write_events([Headers(request.stream_id, [(b":status", b"101")], False,
                                     {"informational": True})])
         await self.conn.flush()
         self.deadline = 0.0  # the HTTP/2 session keeps its own idle time
-        codec = self.lr.codecs["http2"]
-        cc = codec.upgraded_connection(  # type: ignore[attr-defined]
-            self.lr.options, fields.get(b"http2-settings"), request, bytes(early[:length]))
         await MultiplexSession(self.lr, self.conn, codec, cc).run(bytes(early[length:]))
 
     async def _refuse(self, exc: RemoteProtocolError) -> None:
