@@ -165,6 +165,8 @@ async def request(server: Server, method: str, path: str, *,
         lines.append("Authorization: Basic "
                      + base64.b64encode(server.auth.encode()).decode("ascii"))
     for name, value in (headers or {}).items():
+        if any(c in f"{name}{value}" for c in "\r\n\0"):
+            raise HttpError(f"header {name!r} has a line break")
         lines.append(f"{name}: {value}")
     if body or method in ("POST", "PUT"):
         lines.append(f"Content-Length: {len(body)}")

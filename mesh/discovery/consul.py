@@ -84,6 +84,8 @@ class ConsulSource:
         if self.wait > MAX_WAIT:
             raise ValueError("wait must be at most 10m (Consul's longest blocking query)")
         self.token = settings.optional("token")
+        if self.token is not None and not (self.token.isascii() and self.token.isprintable()):
+            raise ValueError("token must be printable ASCII (a Consul ACL token's secret id)")
         self.timeout = settings.duration("timeout", "5s")
         self.retry = settings.duration("retry", "1s")
         self.empty_protection = settings.boolean("empty_protection", True)

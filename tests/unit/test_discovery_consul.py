@@ -24,7 +24,11 @@ from tests.peers.registries._server import golden
 from tests.peers.registries.consul_server import ConsulServer
 from tests.peers.registries.harness import Watch, record_logs
 
-consul = pytest.importorskip("consul", reason="py-consul is not installed")
+try:
+    import consul  # py-consul
+except ImportError:
+    consul = None
+needs_client = pytest.mark.skipif(consul is None, reason="needs py-consul: pip install -e '.[test]'")
 
 FAST = {"wait": "1s", "retry": "20ms", "timeout": "2s"}
 
@@ -50,6 +54,8 @@ def test_settings_are_checked() -> None:
         source(tag=5)
     with pytest.raises(ValueError, match="passing_only must be true or false"):
         source(passing_only="yes")
+    with pytest.raises(ValueError, match="token must be printable ASCII"):
+        source(token="s3cret\r\nX-Evil: 1")
     assert str(source().servers) == "127.0.0.1:8500"  # the local agent by default
     assert source(tag="a, b").tags == ("a", "b")
 
@@ -99,6 +105,7 @@ def test_bad_entries_are_skipped_and_logged_once(monkeypatch: pytest.MonkeyPatch
     assert len(logs.named("bad_registry_entry")) == 7
 
 
+@needs_client
 def test_server_answers_in_the_documented_shape() -> None:
     documented = golden("consul_health_service.json")[0]
     with ConsulServer() as server:
@@ -117,6 +124,7 @@ def test_server_answers_in_the_documented_shape() -> None:
     assert [set(c) for c in entry["Checks"]] == [set(c) for c in documented["Checks"]]
 
 
+@needs_client
 def test_official_client_registers_and_the_source_follows(monkeypatch: pytest.MonkeyPatch) -> None:
     """A TTL check passing, a second instance (the node's address), a deregistration, the index
     going backwards, the agent down and back with a malformed entry."""
@@ -183,6 +191,7 @@ def test_official_client_registers_and_the_source_follows(monkeypatch: pytest.Mo
     assert len(bad) == 1 and "Service.Port 0" in bad[0]["error"]
 
 
+@needs_client
 def test_tag_and_datacenter_filters() -> None:
     server = ConsulServer().start()
     client = consul.Consul(host="127.0.0.1", port=server.port)
@@ -217,6 +226,7 @@ def registry_with_consul() -> Registry:
     return registry
 
 
+@needs_client
 def test_a_consul_cluster_proxies_through_the_runtime() -> None:
     """A TCP listener whose cluster comes from Consul relays to the instance py-consul
     registered; with the agent down, the cluster keeps it and /clusters says so."""

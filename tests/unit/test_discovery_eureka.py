@@ -22,8 +22,12 @@ from tests.peers.registries._server import golden, keys_of
 from tests.peers.registries.eureka_server import EurekaServer
 from tests.peers.registries.harness import AsyncioThread, Watch, record_logs
 
-eureka_client = pytest.importorskip("py_eureka_client.eureka_client",
-                                    reason="py-eureka-client is not installed")
+try:
+    from py_eureka_client import eureka_client
+except ImportError:
+    eureka_client = None
+needs_client = pytest.mark.skipif(
+    eureka_client is None, reason="needs py-eureka-client: pip install -e '.[test]'")
 
 FAST = {"refresh": "30ms", "retry": "20ms", "timeout": "2s"}
 
@@ -113,6 +117,7 @@ def test_bad_instances_are_skipped_and_logged_once(monkeypatch: pytest.MonkeyPat
     assert len(logs.named("bad_registry_entry")) == 6
 
 
+@needs_client
 def test_server_answers_in_the_documented_shape() -> None:
     loop = AsyncioThread()
     try:
@@ -139,6 +144,7 @@ def test_server_answers_in_the_documented_shape() -> None:
     assert set(keys_of(answer)["applications"]) == {"versions__delta", "apps__hashcode", "application"}
 
 
+@needs_client
 def test_official_client_registers_and_the_source_follows(monkeypatch: pytest.MonkeyPatch) -> None:
     """Register, a second instance (a delta), OUT_OF_SERVICE and back (MODIFIED), a cancel
     (DELETED), an instance no delta carries (the hash mismatch: a full fetch), the registry down
