@@ -7,8 +7,10 @@ the offset reached, instead of a bare traceback from inside the suite.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from mesh.codec import (
     CLOSED,
@@ -28,7 +30,7 @@ from mesh.codec import (
 from ._report import ConformanceError
 from ._show import show_bytes, show_event, show_events
 
-__all__ = ["Fed", "OPPOSITE", "encode", "feed", "flatten", "pull"]
+__all__ = ["Fed", "OPPOSITE", "encode", "feed", "flatten", "is_control", "pull", "take_control"]
 
 OPPOSITE = {Role.SERVER: Role.CLIENT, Role.CLIENT: Role.SERVER}
 _SENTINELS = (NEED_DATA, PAUSED, CLOSED)
@@ -55,9 +57,23 @@ def flatten(buffers: Buffers) -> bytes:
     return bytes(buffers)
 
 
+#: Control output (see ``pull``) per connection, not yet put on the wire: it goes in front
+#: of the connection's next encoded bytes, as a session writes it before what follows.
+#: Weakly keyed, so a connection's leftovers never reach another one.
+_CONTROL: weakref.WeakKeyDictionary[Any, bytearray] = weakref.WeakKeyDictionary()
+
+
+def take_control(conn: CodecConnection) -> bytes:
+    """The control bytes ``conn`` produced and nobody has sent yet."""
+    try:
+        return bytes(_CONTROL.pop(conn, b""))
+    except TypeError:  # a connection that cannot be weakly referenced made no control events
+        return b""
+
+
 def encode(conn: CodecConnection, events: Iterable[Event], label: str) -> bytes:
     """``send`` every event and join the output; any exception is a ConformanceError."""
-    out = []
+    out = [take_control(conn)]
     for event in events:
         try:
             buffers = conn.send(event)
@@ -70,8 +86,20 @@ def encode(conn: CodecConnection, events: Iterable[Event], label: str) -> bytes:
     return b"".join(out)
 
 
+def is_control(conn: CodecConnection, event: object) -> bool:
+    """Connection-level output the codec owes its peer (HTTP/2 SETTINGS and PING acks):
+    a heartbeat event with ``extensions["control"]``, sent as a session sends it."""
+    return (isinstance(event, Headers) and bool(event.extensions.get("control"))
+            and conn.is_heartbeat(event))
+
+
 def pull(conn: CodecConnection, sink: list[Event], budget: int) -> object:
-    """Call ``next_event`` until a sentinel; at most ``budget`` events in ``sink`` in all."""
+    """Call ``next_event`` until a sentinel; at most ``budget`` events in ``sink`` in all.
+
+    Control events are answered (``send``) as a session answers them, and not collected:
+    they are no message. What they encode is kept for the connection's next ``encode``
+    (``take_control``), so its peer gets it first.
+    """
     while True:
         event = conn.next_event()
         if any(event is s for s in _SENTINELS):
@@ -79,6 +107,11 @@ def pull(conn: CodecConnection, sink: list[Event], budget: int) -> object:
         if not isinstance(event, _EVENT_TYPES):
             raise ConformanceError(f"next_event() returned {event!r}, which is neither an event "
                                    "nor NEED_DATA / PAUSED / CLOSED")
+        if is_control(conn, event):
+            pending = _CONTROL.setdefault(conn, bytearray())
+            for reply in conn.heartbeat_reply(event):
+                pending += flatten(conn.send(reply))
+            continue
         sink.append(event)
         if len(sink) > budget:
             raise ConformanceError(f"next_event() gave more than {budget} events without asking "

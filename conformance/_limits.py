@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 from mesh.codec import ConnectionOptions, Data, Event, Headers, Trailers
 
-from ._drive import encode, feed
+from ._drive import encode, feed, flatten, take_control
 from ._report import CheckSkipped, ConformanceError
 from ._show import show_bytes, show_events
 from ._subject import Subject
@@ -142,6 +142,47 @@ def _feed_body(subject: Subject, vector: Vector, head_len: int, data: bytes,
     return "streamed", held
 
 
+def _flow_controlled_body(subject: Subject, vector: Vector, message: list[Event],
+                          label: str) -> tuple[str, int]:
+    """A flow-controlled codec (HTTP/2) frames only what the peer's windows allow, so the
+    body goes through as between two peers: the decoder credits what it delivered
+    (``acknowledge``), its output goes back to the encoder, whose released output goes on to
+    the decoder, until the whole body is through. ("streamed", most body bytes held at once)."""
+    encoder = subject.encoder(vector)
+    decoder = subject.decoder(vector, ConnectionOptions(max_frame_size=FRAME_LIMIT))
+    head = encode(encoder, message[:1], f"head of {label}")
+    head_len = len(head)
+    pending = head + encode(encoder, message[1:], label)
+    fed = delivered = held = 0
+    bound = SLACK * FRAME_LIMIT + CHUNK
+    for _ in range(10_000):  # rounds of window updates: bounded
+        back = bytearray()
+        for chunk in _chunks(pending):
+            step = feed(decoder, [chunk], eof=False, label=label, allow_remote=True)
+            fed += step.fed
+            if step.error is not None:
+                _require_refusal(True, fed - head_len, FRAME_LIMIT, pending, label, step.events)
+                return "refused", fed - head_len
+            for event in step.events:
+                if isinstance(event, Data):
+                    delivered += len(event.payload)
+                    size = event.extensions.get("flow", len(event.payload))
+                    back += flatten(decoder.acknowledge(event.stream_id, size))  # type: ignore[attr-defined]
+            held = max(held, fed - head_len - delivered)
+            if held > bound:
+                raise ConformanceError(f"{label}: {held} body bytes held without an event or an "
+                                       f"error (bound {bound})")
+        back += take_control(decoder)
+        if delivered >= _BODY or not back:
+            break
+        feed(encoder, [bytes(back)], eof=False, label=f"{label}: the peer's window updates")
+        pending = take_control(encoder)
+    if delivered != _BODY:
+        raise ConformanceError(f"{label}: {delivered} of {_BODY} body bytes came out as Data "
+                               "(flow control: window updates went back and forth)")
+    return "streamed", held
+
+
 def check_frame_limit(subject: Subject) -> str:
     """A body over max_frame_size is refused early or streamed, never held whole."""
     outcomes: list[tuple[str, int]] = []
@@ -150,6 +191,10 @@ def check_frame_limit(subject: Subject) -> str:
         if message is None:
             continue
         encoder = subject.encoder(vector)
+        if getattr(encoder, "flow_controlled", False) and hasattr(encoder, "acknowledge"):
+            label = f"a {_BODY}-byte body built from {vector.name!r}, max_frame_size={FRAME_LIMIT}"
+            outcomes.append(_flow_controlled_body(subject, vector, message, label))
+            continue
         head_bytes = encode(encoder, message[:1], f"head of the big body built from {vector.name!r}")
         body_bytes = encode(encoder, message[1:], f"big body built from {vector.name!r}")
         label = f"a {len(body_bytes)}-byte body built from {vector.name!r}, max_frame_size={FRAME_LIMIT}"

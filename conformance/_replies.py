@@ -139,7 +139,8 @@ def _reply_problem(got: list[Event], stream_id: int, status: Status) -> str:
         return "the decoded reply never ends (no end_stream)"
     first = next((e for e in got if isinstance(e, Headers)), None)
     codes = [v for n, v in (first.fields if first else []) if n == b":status"]
-    if codes and codes[0] != HTTP_STATUS[status]:
+    grpc = any(n == b"grpc-status" for n, _ in (first.fields if first else []))
+    if codes and codes[0] != HTTP_STATUS[status] and not grpc:  # gRPC: 200 + grpc-status
         return (f":status {codes[0].decode('latin-1')}, but {status.name} is "
                 f"{HTTP_STATUS[status].decode()} (mesh.codec.Status)")
     return ""

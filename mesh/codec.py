@@ -340,6 +340,23 @@ class CodecConnection(Protocol):
     def should_close(self) -> bool:
         """True once the protocol requires closing after the current output."""
 
+    # Optional, for codecs with connection-level output and flow control (HTTP/2):
+    #
+    #     a heartbeat event with extensions["control"] = True: bytes the codec owes its
+    #     peer outside any exchange (SETTINGS and PING acks, DATA a WINDOW_UPDATE released).
+    #     Sessions answer it like any heartbeat; the conformance suite sends it and keeps
+    #     its bytes for the connection's next output.
+    #
+    #     flow_controlled = True, and
+    #     def acknowledge(self, stream_id: int, size: int) -> Buffers
+    #
+    # Received Data carries extensions["flow"] (its flow-controlled size); the proxy calls
+    # acknowledge() once that data went on (WINDOW_UPDATE bytes come back), and sets
+    # extensions["consumed"] on Data it hands to a codec: a flow_controlled codec calls it
+    # with each part it frames; for other codecs the proxy calls it after send().
+    # A Codec may set numbers_streams = True when its client role assigns wire stream ids
+    # itself (HTTP/2), mapping the proxy's ids to them.
+    #
     # Optional, not part of the Protocol (looked up with getattr by the
     # multiplexed session, server role only):
     #

@@ -37,6 +37,8 @@ class Http2Codec:
 
     name = "http2"
     pool_mode = PoolMode.MULTIPLEX
+    #: the client role maps the proxy's request ids to stream ids it numbers itself
+    numbers_streams = True
 
     def match(self, prefix: bytes) -> MatchResult:
         return match(prefix)
