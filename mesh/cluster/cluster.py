@@ -7,7 +7,7 @@ from typing import Any
 
 import trio
 
-from mesh.cluster.balancer import make_balancer
+from mesh.cluster.balancer import LoadBalancer, make_balancer
 from mesh.cluster.endpoint import UpstreamEndpoint
 from mesh.cluster.pool import PingPongPool, connect_endpoint
 from mesh.cluster.shared import SharedPool
@@ -43,6 +43,7 @@ class UpstreamCluster:
             for e in config.endpoints
         )
         self.balancer = make_balancer(config.lb, self.endpoints)
+        self.local = self._local_balancer(self.endpoints)
         self.hash_key = config.hash_key
         #: what the discovery source last said (admin /clusters); None for static endpoints
         self.discovery_state: str | None = None if config.discovery is None else "waiting"
@@ -50,12 +51,24 @@ class UpstreamCluster:
         #: where shared connections run their reader/writer tasks; set by the runtime
         self.nursery: trio.Nursery | None = None
 
+    def _local_balancer(self, endpoints: Sequence[UpstreamEndpoint]) -> LoadBalancer | None:
+        """The balancer over the endpoints of ``local_zone``, if set and any are there."""
+        zone = self.config.local_zone
+        if zone is None:
+            return None
+        local = [e for e in endpoints if e.metadata.get("zone") == zone]
+        return make_balancer(self.config.lb, local) if local else None
+
     def pick(self, keys: RequestKeys, source_ip: str | None,
              route_hash_key: str | None = None) -> UpstreamEndpoint:
         spec = route_hash_key or self.hash_key
-        if spec is None:
-            return self.balancer.pick(None)
-        return self.balancer.pick(hash_value(spec, keys, source_ip))
+        value = None if spec is None else hash_value(spec, keys, source_ip)
+        local = self.local
+        if local is not None:
+            endpoint = local.pick(value)
+            if endpoint.healthy():
+                return endpoint  # else every local one is ejected: any zone will do
+        return self.balancer.pick(value)
 
     def pool(self, codec: Codec, options: ConnectionOptions) -> PingPongPool | SharedPool:
         """The pool for ``codec`` on this cluster, made on first use."""
@@ -98,8 +111,9 @@ class UpstreamCluster:
                 fresh.append(UpstreamEndpoint(spec.host, spec.port, spec.weight, spec.metadata,
                                               health.consecutive_failures, health.ejection_time))
         balancer = make_balancer(self.config.lb, fresh) if fresh else self.balancer
+        local = self._local_balancer(fresh) if fresh else self.local
         # one assignment each, no await between: a request sees the old set or the new one
-        self.endpoints, self.balancer = tuple(fresh), balancer
+        self.endpoints, self.balancer, self.local = tuple(fresh), balancer, local
         self.discovery_state = f"{len(fresh)} endpoints"
 
     def report_discovery(self, state: str) -> None:

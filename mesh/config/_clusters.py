@@ -43,7 +43,7 @@ _HEALTH_OPTIONS: Mapping[str, Reader[Any]] = {
     "ejection_time": duration(),
 }
 _KEYS = ("name", "endpoints", "discovery", "lb", "hash_key", "passive_health", "protocol",
-         *_OPTIONS)
+         "local_zone", *_OPTIONS)
 
 
 def parse_clusters(where: Where, value: Any, known_protocols: Collection[str] | None) -> tuple[Cluster, ...]:
@@ -76,6 +76,7 @@ def _cluster(where: Where, value: Any, known_protocols: Collection[str] | None) 
         hash_key=key,
         passive_health=section.get("passive_health", _passive_health, PassiveHealth()),
         protocol=section.optional("protocol", plugin_name(known_protocols, "protocol")),
+        local_zone=section.optional("local_zone", string),
         **section.options(_OPTIONS),
     )
 

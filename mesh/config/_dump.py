@@ -103,9 +103,8 @@ def _header_match(header: HeaderMatch) -> dict[str, Any]:
 
 def _cluster(cluster: Cluster) -> dict[str, Any]:
     health = cluster.passive_health
-    return {
+    data: dict[str, Any] = {
         "name": cluster.name,
-        "endpoints": [_endpoint(endpoint) for endpoint in cluster.endpoints],
         "lb": cluster.lb,
         "hash_key": cluster.hash_key,
         "connect_timeout": cluster.connect_timeout,
@@ -118,9 +117,14 @@ def _cluster(cluster: Cluster) -> dict[str, Any]:
             "ejection_time": health.ejection_time,
         },
         "protocol": cluster.protocol,
-        "discovery": (None if cluster.discovery is None else
-                      {"source": cluster.discovery.source, "config": dict(cluster.discovery.config)}),
+        "local_zone": cluster.local_zone,
     }
+    if cluster.discovery is None:  # exactly one of the two, as parse wants
+        data["endpoints"] = [_endpoint(endpoint) for endpoint in cluster.endpoints]
+    else:
+        data["discovery"] = {"source": cluster.discovery.source,
+                             "config": dict(cluster.discovery.config)}
+    return data
 
 
 def _endpoint(endpoint: Endpoint) -> dict[str, Any]:

@@ -195,6 +195,9 @@ class Cluster:
     max_concurrent_streams: int = 1024
     #: endpoints found by a source (ZooKeeper...) instead of ``endpoints``
     discovery: Discovery | None = None
+    #: zone preference: endpoints whose ``zone`` metadata is this one take the traffic while
+    #: any of them is healthy (Spring Cloud's zone affinity, Envoy's zone-aware routing)
+    local_zone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
