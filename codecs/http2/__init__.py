@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 from ._codec import PREFACE, Http2Codec, match
-from ._conn import H2Connection, control_event
+from ._common import control_event
+from ._conn import H2Connection
 from ._grpc import GRPC_STATUS, HttpKeys, grpc_timeout, is_grpc
 from ._headers import request_fields, response_fields
 from ._lean import LeanConnection

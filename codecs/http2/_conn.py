@@ -44,14 +44,14 @@ from mesh.codec import (
     RemoteProtocolError,
     Reset,
     Role,
-    Status,
     Trailers,
 )
 
-from ._grpc import local_reply, request_extensions
+from ._common import Http2Common, control_event
+from ._grpc import request_extensions
 from ._headers import request_fields, response_fields
 
-__all__ = ["H2Connection", "control_event"]
+__all__ = ["H2Connection"]
 
 _Consumed = Callable[[int], None]
 
@@ -62,11 +62,6 @@ _DEFAULT_MAX_STREAMS = 1024
 _PROTOCOL_ERROR = h2.errors.ErrorCodes.PROTOCOL_ERROR
 _PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _OPENING = len(_PREFACE) + 9  # the preface and the header of the first frame
-
-
-def control_event() -> Headers:
-    """The event standing for connection-level output (see the module docstring)."""
-    return Headers(0, [], False, {"control": True})
 
 
 class _Outbound:
@@ -80,14 +75,8 @@ class _Outbound:
         self.end_stream = False
 
 
-class H2Connection:
-    """The ``CodecConnection`` of the http2 codec (server or client role)."""
-
-    #: the proxy calls ``acknowledge`` for received Data and leaves ``consumed`` callbacks
-    #: of sent Data to this codec (mesh/proxy: flow-controlled codecs)
-    flow_controlled = True
-    #: a Reset event can end one exchange without closing the connection
-    resets_streams = True
+class H2Connection(Http2Common):
+    """The ``CodecConnection`` of the http2 codec (server or client role), on h2."""
 
     def __init__(self, role: Role, options: ConnectionOptions,
                  upgrade_settings: bytes | None = None,
@@ -386,15 +375,6 @@ class H2Connection:
         if self._closing:
             return 0
         return conn.remote_settings.max_concurrent_streams - conn.open_outbound_streams
-
-    def is_heartbeat(self, event: Event) -> bool:
-        return type(event) is Headers and event.stream_id == 0 and bool(event.extensions.get("control"))
-
-    def heartbeat_reply(self, event: Event) -> list[Event]:
-        return [event]
-
-    def local_reply(self, request: Headers, status: Status, message: str) -> list[Event]:
-        return local_reply(request, status, message)
 
     @property
     def should_close(self) -> bool:

@@ -14,33 +14,29 @@ from __future__ import annotations
 
 import base64
 from collections import deque
-from collections.abc import Callable
 
 from mesh.codec import (
     CLOSED,
     NEED_DATA,
-    Buffers,
     ConnectionOptions,
     Data,
-    Event,
     Headers,
-    LocalProtocolError,
     NextEvent,
     RemoteProtocolError,
     Reset,
     Role,
-    Status,
     Trailers,
 )
 
 from . import _frames as f
-from ._grpc import local_reply, request_extensions
-from ._headers import request_fields, response_fields
+from ._common import Http2Common, control_event
+from ._grpc import request_extensions
+from ._headers import request_fields
 from ._hpack import Decoder, Encoder
+from ._lean_out import LeanOutput, Stream
 
 __all__ = ["LeanConnection"]
 
-_Consumed = Callable[[int], None]
 _PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _DEFAULT_STREAM_WINDOW = 256 * 1024
 _DEFAULT_CONNECTION_WINDOW = 1024 * 1024
@@ -49,30 +45,11 @@ _OUR_MAX_FRAME = 16384
 _UNLIMITED = 2**31
 
 
-class _Stream:
-    __slots__ = ("sid", "uid", "send_window", "recv_window", "unacked", "remote_done",
-                 "local_done", "responded", "chunks", "trailers", "end_queued", "remaining")
+class LeanConnection(LeanOutput, Http2Common):
+    """The ``CodecConnection`` of the http2 codec (server or client role), without h2.
 
-    def __init__(self, sid: int, uid: int, send_window: int, recv_window: int) -> None:
-        self.sid = sid
-        self.uid = uid  # the proxy's id (client role); the stream id in the server role
-        self.send_window = send_window
-        self.recv_window = recv_window
-        self.unacked = 0  # bytes consumed but not yet credited back (WINDOW_UPDATE)
-        self.remote_done = False
-        self.local_done = False
-        self.responded = False  # client role: the final response head came
-        self.chunks: deque[tuple[memoryview, _Consumed | None]] = deque()  # waiting for window
-        self.trailers: list[tuple[bytes, bytes]] | None = None
-        self.end_queued = False
-        self.remaining: int | None = None  # request body bytes its content-length promises
-
-
-class LeanConnection:
-    """The ``CodecConnection`` of the http2 codec (server or client role), without h2."""
-
-    flow_controlled = True
-    resets_streams = True
+    The input side is here; streams and output are in _lean_out.py.
+    """
 
     def __init__(self, role: Role, options: ConnectionOptions,
                  upgrade_settings: bytes | None = None,
@@ -88,10 +65,10 @@ class LeanConnection:
         self._max_block = options.max_header_size * 2  # compressed, CONTINUATIONs included
         self._buf = bytearray()
         self._out = bytearray()
-        self._events: deque[Event] = deque()
-        self._streams: dict[int, _Stream] = {}
-        self._by_uid: dict[int, _Stream] = {}  # client role
-        self._waiting: dict[int, _Stream] = {}  # streams with output held by a window
+        self._events = deque()
+        self._streams = {}
+        self._by_uid = {}  # client role
+        self._waiting = {}  # streams with output held by a window
         self._last_remote = 0  # highest stream id the peer opened (server role)
         self._next_sid = 1
         self._peer_window = 65535  # SETTINGS_INITIAL_WINDOW_SIZE of the peer
@@ -236,24 +213,6 @@ class LeanConnection:
             raise f.ConnectionError_(f.PROTOCOL_ERROR, "PUSH_PROMISE although push is disabled")
         # unknown frame types are ignored (5.5)
 
-    def _apply_settings(self, values: dict[int, int]) -> None:
-        for key, value in values.items():
-            if key == f.INITIAL_WINDOW_SIZE:
-                delta = value - self._peer_window
-                self._peer_window = value
-                for stream in self._streams.values():
-                    stream.send_window += delta
-                    if stream.send_window > f.MAX_WINDOW:
-                        raise f.ConnectionError_(f.FLOW_CONTROL_ERROR, "stream window overflow")
-                if delta > 0:
-                    self._release_waiting()
-            elif key == f.MAX_FRAME_SIZE:
-                self._peer_max_frame = value
-            elif key == f.MAX_CONCURRENT_STREAMS:
-                self._peer_max_streams = value
-            elif key == f.HEADER_TABLE_SIZE:
-                self._encoder.table_size_changed()  # RFC 7541 4.2: say so in the next block
-
     def _unpad(self, flags: int, payload: memoryview) -> memoryview:
         if flags & f.PADDED:
             if not payload:
@@ -358,7 +317,7 @@ class LeanConnection:
         self._remote_end(stream)
         self._events.append(Trailers(sid, fields))
 
-    def _on_response_block(self, sid: int, stream: _Stream | None,
+    def _on_response_block(self, sid: int, stream: Stream | None,
                            fields: list[tuple[bytes, bytes]], end: bool) -> None:
         if stream is None or stream.remote_done:
             if stream is None and self._idle(sid):
@@ -403,33 +362,6 @@ class LeanConnection:
         if code:
             self._eof = True
 
-    def _on_window_update(self, sid: int, payload: memoryview) -> None:
-        if len(payload) != 4:
-            raise f.ConnectionError_(f.FRAME_SIZE_ERROR, "WINDOW_UPDATE is not 4 bytes")
-        increment = int.from_bytes(payload, "big") & 0x7FFFFFFF
-        if not sid:
-            if not increment:
-                raise f.ConnectionError_(f.PROTOCOL_ERROR, "WINDOW_UPDATE of 0")
-            self._send_window += increment
-            if self._send_window > f.MAX_WINDOW:
-                raise f.ConnectionError_(f.FLOW_CONTROL_ERROR, "connection window overflow")
-            self._release_waiting()
-            return
-        stream = self._streams.get(sid)
-        if stream is None:
-            if self._idle(sid):
-                raise f.ConnectionError_(f.PROTOCOL_ERROR, f"WINDOW_UPDATE on idle stream {sid}")
-            return
-        if not increment:
-            self._reset(stream, f.PROTOCOL_ERROR, notify=True)
-            return
-        stream.send_window += increment
-        if stream.send_window > f.MAX_WINDOW:
-            self._reset(stream, f.FLOW_CONTROL_ERROR, notify=True)
-            return
-        if stream.sid in self._waiting:
-            self._flush_stream(stream)
-
     def _fail(self, message: str, code: int) -> None:
         self._closing = True
         self._out += f.goaway(self._last_remote, code, message.encode()[:256])
@@ -442,210 +374,10 @@ class LeanConnection:
         if self._error is not None:
             raise self._error
         if self._out:
-            return Headers(0, [], False, {"control": True})
+            return control_event()
         return CLOSED if self._eof else NEED_DATA
 
     # -- streams ---------------------------------------------------------------
-
-    def _open(self, sid: int, uid: int) -> _Stream:
-        stream = _Stream(sid, uid, self._peer_window, self._window)
-        self._streams[sid] = stream
-        if self._client:
-            self._by_uid[uid] = stream
-        return stream
-
-    def _remote_end(self, stream: _Stream) -> None:
-        stream.remote_done = True
-        if stream.local_done:
-            self._drop(stream)
-
-    def _local_end(self, stream: _Stream) -> None:
-        stream.local_done = True
-        if stream.remote_done:
-            self._drop(stream)
-
-    def _drop(self, stream: _Stream) -> None:
-        """The stream is closed: forget it; credit output it held back to its source."""
-        self._streams.pop(stream.sid, None)
-        if self._client:
-            self._by_uid.pop(stream.uid, None)
-        if self._waiting.pop(stream.sid, None) is not None:
-            for view, consumed in stream.chunks:
-                if consumed is not None:
-                    consumed(len(view))
-            stream.chunks.clear()
-
-    def _reset(self, stream: _Stream, code: int, notify: bool = False) -> None:
-        """A stream error (5.4.2): RST_STREAM to the peer; ``notify`` the proxy with a Reset."""
-        self._out += f.rst_stream(stream.sid, code)
-        self._drop(stream)
-        if notify:
-            self._events.append(Reset(stream.uid, code))
-
-    # -- output ----------------------------------------------------------------
-
-    def _take(self) -> bytearray:
-        out = self._out
-        self._out = bytearray()
-        return out
-
-    def send(self, event: Event) -> Buffers:
-        kind = type(event)
-        if kind is Data:
-            stream = self._stream_for(event.stream_id)
-            if stream is not None:
-                self._send_data(stream, event)  # type: ignore[arg-type]
-            else:
-                consumed = event.extensions.get("consumed")
-                if consumed is not None:  # the stream is gone: its credit goes back all the same
-                    consumed(len(event.payload))  # type: ignore[union-attr]
-        elif kind is Headers:
-            if event.extensions.get("control"):
-                return self._take()
-            self._send_headers(event)  # type: ignore[arg-type]
-        elif kind is Trailers:
-            stream = self._stream_for(event.stream_id)
-            if stream is not None:
-                stream.trailers = response_fields(event.fields, trailers=True)  # type: ignore[union-attr]
-                self._flush_stream(stream)
-        elif kind is Reset:  # also for a stream whose own side is done (a request sent whole)
-            stream = self._by_uid.get(event.stream_id) if self._client else \
-                self._streams.get(event.stream_id)
-            if stream is not None:
-                self._reset(stream, event.error_code or f.CANCEL)  # type: ignore[union-attr]
-        else:
-            raise LocalProtocolError(f"not an event: {event!r}")
-        return self._take()
-
-    def _stream_for(self, uid: int) -> _Stream | None:
-        stream = self._by_uid.get(uid) if self._client else self._streams.get(uid)
-        return stream if stream is not None and not stream.local_done else None
-
-    def _send_headers(self, event: Headers) -> None:
-        if self._client:
-            if self._closing:
-                raise LocalProtocolError("the upstream sent GOAWAY: no new streams")
-            sid = self._next_sid
-            self._next_sid += 2
-            stream = self._open(sid, event.stream_id)
-            fields = event.fields
-            if event.extensions.get("http_version") != "2":
-                fields = request_fields(fields)
-        else:
-            found = self._streams.get(event.stream_id)
-            if found is None or found.local_done:
-                return  # reset meanwhile: its Reset event is on its way
-            stream = found
-            fields = response_fields(event.fields)
-        self._header_block(stream.sid, fields, event.end_stream)
-        if event.end_stream:
-            self._local_end(stream)
-
-    def _header_block(self, sid: int, fields: list[tuple[bytes, bytes]], end: bool) -> None:
-        block = self._encoder.encode(fields)
-        limit = self._peer_max_frame
-        flags = f.END_STREAM if end else 0
-        if len(block) <= limit:
-            self._out += f.frame(f.HEADERS, flags | f.END_HEADERS, sid, block)
-            return
-        self._out += f.frame(f.HEADERS, flags, sid, block[:limit])
-        for start in range(limit, len(block), limit):
-            last = start + limit >= len(block)
-            self._out += f.frame(f.CONTINUATION, f.END_HEADERS if last else 0, sid,
-                                 block[start : start + limit])
-
-    def _send_data(self, stream: _Stream, event: Data) -> None:
-        consumed: _Consumed | None = event.extensions.get("consumed")
-        payload = event.payload
-        if payload:
-            stream.chunks.append((memoryview(payload), consumed))
-        elif consumed is not None:
-            consumed(0)
-        if event.end_stream:
-            stream.end_queued = True
-        self._flush_stream(stream)
-
-    def _flush_stream(self, stream: _Stream) -> None:
-        """Frame what the stream has waiting, as far as both windows allow."""
-        chunks, out = stream.chunks, self._out
-        sid, limit = stream.sid, self._peer_max_frame
-        while chunks:
-            room = min(self._send_window, stream.send_window)
-            if room <= 0:
-                self._waiting[sid] = stream
-                return
-            view, consumed = chunks[0]
-            size = min(len(view), room, limit)
-            if size == len(view):
-                chunks.popleft()
-                last = not chunks and stream.end_queued and stream.trailers is None
-            else:
-                chunks[0] = (view[size:], consumed)
-                last = False
-            out += f.frame(f.DATA, f.END_STREAM if last else 0, sid, view[:size])
-            self._send_window -= size
-            stream.send_window -= size
-            if consumed is not None:
-                consumed(size)
-            if last:
-                self._waiting.pop(sid, None)
-                self._local_end(stream)
-                return
-        self._waiting.pop(sid, None)
-        if stream.trailers is not None:
-            self._header_block(sid, stream.trailers, True)
-            self._local_end(stream)
-        elif stream.end_queued and not stream.local_done:
-            out += f.frame(f.DATA, f.END_STREAM, sid)
-            self._local_end(stream)
-
-    def _release_waiting(self) -> None:
-        for stream in list(self._waiting.values()):
-            if self._send_window <= 0:
-                return
-            self._flush_stream(stream)
-
-    # -- flow control, heartbeats, replies -----------------------------------------
-
-    def acknowledge(self, stream_id: int, size: int) -> Buffers:
-        """Credit ``size`` received bytes of ``stream_id`` back to the peer (WINDOW_UPDATE)."""
-        if size:
-            self._credit_connection(size)
-            stream = self._by_uid.get(stream_id) if self._client else self._streams.get(stream_id)
-            if stream is not None and not stream.remote_done:
-                stream.unacked += size
-                if stream.unacked >= self._window >> 1:
-                    self._out += f.window_update(stream.sid, stream.unacked)
-                    stream.recv_window += stream.unacked
-                    stream.unacked = 0
-        return self._take()
-
-    def _credit_connection(self, size: int) -> None:
-        self._conn_unacked += size
-        if self._conn_unacked >= self._conn_max >> 1:
-            self._out += f.window_update(0, self._conn_unacked)
-            self._recv_window += self._conn_unacked
-            self._conn_unacked = 0
-
-    def stream_capacity(self) -> int:
-        """How many more streams the peer lets us open now (client role)."""
-        if self._closing:
-            return 0
-        return self._peer_max_streams - len(self._streams)
-
-    def is_heartbeat(self, event: Event) -> bool:
-        return type(event) is Headers and event.stream_id == 0 and bool(event.extensions.get("control"))
-
-    def heartbeat_reply(self, event: Event) -> list[Event]:
-        return [event]
-
-    def local_reply(self, request: Headers, status: Status, message: str) -> list[Event]:
-        return local_reply(request, status, message)
-
-    @property
-    def should_close(self) -> bool:
-        return self._closing and not self._streams
-
 
 def _b64(value: bytes) -> bytes:
     try:
