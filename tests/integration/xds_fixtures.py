@@ -11,15 +11,25 @@
     (``eds_config: {ads: {}}``). Returns once admin /ready is 200 and the listener accepts
     (so after Envoy took its first EDS response): ``.port .admin .log .get(path)``
     (curl through Envoy), ``.stat(name)``, ``.admin_get(path)``.
+    ``envoy_ads.ads_only(ads, node_id=...)``: Envoy whose bootstrap has nothing but admin and
+    ADS (``lds_config`` and ``cds_config`` over ADS, the static ``xds`` cluster): every
+    listener, route and cluster comes from the server. Returns once admin /ready is 200
+    (Envoy took its first CDS and LDS responses); ``.port`` is 0 (no listener of its own).
 ``xds_mesh`` (function) -> XdsMeshFactory
     ``xds_mesh(ads, node_id="rpcmesh-test")`` writes a YAML config (an http1 listener routing
     to cluster ``echo`` with ``discovery: {source: xds, config: {address, cluster_name: echo,
     node_id}}``, admin on a free port) and starts ``python -m mesh run`` on it:
     ``.port .admin .log .get(path)`` (curl through rpcmesh), ``.cluster()`` (its /clusters
     entry).
+    ``xds_mesh.xds_only(ads, node_id=...)``: ``mesh run`` on a file with only
+    ``xds: {address, node_id}`` and ``admin:``; returns once admin /ready is 200; ``.port``
+    is 0 (every listener comes from the server).
 ``whoami_upstreams`` (module) -> dict[str, WhoamiUpstream]
     Two Debian nginx instances, ``alpha`` and ``beta``, answering every path with their own
     name (``.name .port .address``).
+``whoami_path_upstreams`` (module) -> dict[str, WhoamiUpstream]
+    The same, answering ``<name> <request URI>`` (``alpha /x?y``): which upstream, and the
+    path it was sent.
 
 Processes are stopped by PID (SIGTERM, SIGKILL after 5 s); their logs are attached to a
 failing test's report (LIVE_LOGS).
@@ -149,6 +159,25 @@ def whoami_upstreams(tmp_path_factory: pytest.TempPathFactory
             stop_process(upstream.proc)
 
 
+@pytest.fixture(scope="module")
+def whoami_path_upstreams(tmp_path_factory: pytest.TempPathFactory
+                          ) -> Iterator[dict[str, WhoamiUpstream]]:
+    require_tools("nginx")
+    started: dict[str, WhoamiUpstream] = {}
+    try:
+        for name in ("alpha", "beta"):
+            prefix = tmp_path_factory.mktemp(f"nginx-path-{name}")
+            port = free_port()
+            conf = WHOAMI_NGINX_CONF.format(d=prefix, host=LOOPBACK, port=port,
+                                            name=f"{name} $request_uri")
+            proc = start_nginx(prefix, conf, port, name=f"nginx {name} (path)")
+            started[name] = WhoamiUpstream(name, port, proc)
+        yield started
+    finally:
+        for upstream in started.values():
+            stop_process(upstream.proc)
+
+
 # --------------------------------------------------------------------------------------------
 # Envoy on ADS
 
@@ -207,6 +236,36 @@ static_resources:
 """
 
 
+ENVOY_ADS_ONLY_BOOTSTRAP = """\
+node: {{id: {node_id}, cluster: rpcmesh-tests}}
+admin:
+  address: {{socket_address: {{address: {host}, port_value: {admin}}}}}
+dynamic_resources:
+  lds_config: {{ads: {{}}, resource_api_version: V3}}
+  cds_config: {{ads: {{}}, resource_api_version: V3}}
+  ads_config:
+    api_type: GRPC
+    transport_api_version: V3
+    grpc_services:
+    - envoy_grpc: {{cluster_name: xds}}
+static_resources:
+  clusters:
+  - name: xds
+    type: STATIC
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {{http2_protocol_options: {{}}}}
+    load_assignment:
+      cluster_name: xds
+      endpoints:
+      - lb_endpoints:
+        - endpoint:
+            address: {{socket_address: {{address: {host}, port_value: {ads_port}}}}}
+"""
+
+
 @dataclass
 class EnvoyProcess:
     node_id: str
@@ -261,15 +320,44 @@ class EnvoyFactory:
         process = EnvoyProcess(node_id, port, admin, proc, log, config)
         self.started.append(process)
         LIVE_LOGS[f"envoy {node_id} pid {proc.pid}"] = log
+        self._wait_ready(process, ads, ready_timeout)
+        return process
+
+    def ads_only(self, ads: Any, *, node_id: str = "envoy-test",
+                 ready_timeout: float = READY_TIMEOUT) -> EnvoyProcess:
+        """Envoy with listeners and clusters from ADS only (see the module docstring)."""
+        envoy = require_tools("envoy")["envoy"]
+        admin = free_port()
+        d = self.workdir / f"envoy-{len(self.started)}"
+        d.mkdir()
+        config = d / "envoy.yaml"
+        config.write_text(ENVOY_ADS_ONLY_BOOTSTRAP.format(node_id=node_id, host=LOOPBACK,
+                                                          admin=admin, ads_port=ads.port))
+        log = d / "envoy.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [envoy, "-c", str(config), "--concurrency", "1", "--disable-hot-restart",
+                 "-l", "info", "--component-log-level", "config:debug,upstream:debug"],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, cwd=d)
+        process = EnvoyProcess(node_id, 0, admin, proc, log, config)
+        self.started.append(process)
+        LIVE_LOGS[f"envoy {node_id} pid {proc.pid}"] = log
+        self._wait_ready(process, ads, ready_timeout)
+        return process
+
+    @staticmethod
+    def _wait_ready(process: EnvoyProcess, ads: Any, ready_timeout: float) -> None:
+        """admin /ready 200 and, when it has one of its own, the listener accepts."""
+        proc, admin, port, log = process.proc, process.admin, process.port, process.log
+        node_id = process.node_id
         deadline = time.monotonic() + ready_timeout
-        while not (admin_status(admin) == 200 and port_accepts(port)):
+        while not (admin_status(admin) == 200 and (not port or port_accepts(port))):
             if proc.poll() is not None or time.monotonic() > deadline:
                 process.stop()
                 pytest.fail(f"envoy did not get ready within {ready_timeout:.0f} s (exit code "
                             f"{proc.returncode}; ADS requests from {node_id}: "
                             f"{ads.requests(node_id)})\n{tail(log)}", pytrace=False)
             time.sleep(0.05)
-        return process
 
     def close(self) -> None:
         for process in self.started:
@@ -304,6 +392,11 @@ clusters:
     discovery:
       source: xds
       config: {{address: "{ads_address}", cluster_name: {cluster}, node_id: {node_id}}}
+admin: {{address: {host}:{admin}}}
+"""
+
+MESH_XDS_ONLY_CONFIG = """\
+xds: {{address: "{ads_address}", node_id: {node_id}}}
 admin: {{address: {host}:{admin}}}
 """
 
@@ -361,15 +454,42 @@ class XdsMeshFactory:
         mesh = XdsMesh(node_id, port, admin, proc, log, config, cluster)
         self.started.append(mesh)
         LIVE_LOGS[f"mesh run (xds) pid {proc.pid}"] = log
+        self._wait_ready(mesh, ready_timeout)
+        return mesh
+
+    def xds_only(self, ads: Any, *, node_id: str = "rpcmesh-test",
+                 ready_timeout: float = 15.0) -> XdsMesh:
+        """``mesh run`` on a file with only ``xds:`` and ``admin:`` (module docstring)."""
+        admin = free_port()
+        d = self.workdir / f"mesh-{len(self.started)}"
+        d.mkdir()
+        config = d / "mesh.yaml"
+        config.write_text(MESH_XDS_ONLY_CONFIG.format(host=LOOPBACK, admin=admin,
+                                                      node_id=node_id,
+                                                      ads_address=ads.address))
+        log = d / "mesh.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", "mesh", "run", str(config)],
+                                    stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, cwd=d)
+        mesh = XdsMesh(node_id, 0, admin, proc, log, config, "")
+        self.started.append(mesh)
+        LIVE_LOGS[f"mesh run (xds) pid {proc.pid}"] = log
+        self._wait_ready(mesh, ready_timeout)
+        return mesh
+
+    @staticmethod
+    def _wait_ready(mesh: XdsMesh, ready_timeout: float) -> None:
+        """admin /ready 200 and, when it has one of its own, the listener accepts."""
+        proc, port, admin, config, log = mesh.proc, mesh.port, mesh.admin, mesh.config, mesh.log
         deadline = time.monotonic() + ready_timeout
-        while not (port_accepts(port) and admin_status(admin) == 200):
+        while not ((not port or port_accepts(port)) and admin_status(admin) == 200):
             if proc.poll() is not None or time.monotonic() > deadline:
                 mesh.stop()
                 pytest.fail(f"mesh run did not start (exit code {proc.returncode}); config "
                             f"{config}:\n{config.read_text()}\n--- log {log} ---\n{tail(log)}",
                             pytrace=False)
             time.sleep(0.05)
-        return mesh
 
     def close(self) -> None:
         for mesh in self.started:

@@ -6,7 +6,9 @@ xds-protos' generated messages, so the client under test (Envoy, rpcmesh) talks 
 else's HTTP/2 and gRPC stack.
 
 The server holds one snapshot per type URL: a version string and a list of resources (as
-``google.protobuf.Any``). It sends a stream the current snapshot of a type
+``google.protobuf.Any``), and optionally one per (node id, type URL) that the streams of that
+node get instead (``set_snapshot(..., node_id=...)``: two data planes on one control plane
+need listeners on different ports). It sends a stream the current snapshot of a type
 
 - when the stream asks for the type for the first time, or changes its resource names;
 - whenever :meth:`AdsServer.set_snapshot` changes that type's version;
@@ -27,6 +29,9 @@ request; later ones inherit it) as an :class:`XdsRequest`, every response as an
     server.set_snapshot(EDS_TYPE, "1", [cla])  # messages or Any
     ack = server.wait_request("envoy-test", lambda r: r.is_ack_of(EDS_TYPE, "1"), timeout=10)
     server.stop()                             # grace 1 s, then streams are cancelled
+
+Builders for the resources of a small HTTP mesh: :func:`static_cluster`, :func:`eds_cluster`,
+:func:`http_listener` (HTTP connection manager, RDS over ADS), :func:`route_configuration`.
 """
 
 from __future__ import annotations
@@ -48,8 +53,9 @@ from google.protobuf import any_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
 
 __all__ = [
-    "CDS_TYPE", "EDS_TYPE", "LDS_TYPE", "RDS_TYPE", "AdsServer", "XdsRequest", "XdsResponse",
-    "cluster_load_assignment",
+    "CDS_TYPE", "EDS_TYPE", "LDS_TYPE", "RDS_TYPE", "AdsServer", "Route", "XdsRequest",
+    "XdsResponse", "cluster_load_assignment", "eds_cluster", "http_listener",
+    "route_configuration", "static_cluster",
 ]
 
 _PREFIX = "type.googleapis.com/"
@@ -141,6 +147,96 @@ def cluster_load_assignment(cluster_name: str, endpoints: Sequence[tuple[Any, ..
     return cla
 
 
+def static_cluster(name: str, endpoints: Sequence[tuple[str, int]], *,
+                   connect_timeout: float = 1.0) -> Message:
+    """A Cluster of type STATIC whose load_assignment holds ``endpoints`` ((address, port))."""
+    from envoy.config.cluster.v3 import cluster_pb2
+
+    cluster = cluster_pb2.Cluster(name=name, type=cluster_pb2.Cluster.STATIC)
+    cluster.connect_timeout.FromNanoseconds(int(connect_timeout * 1e9))
+    cluster.load_assignment.CopyFrom(cluster_load_assignment(name, endpoints))
+    return cluster
+
+
+def eds_cluster(name: str, *, service_name: str | None = None,
+                connect_timeout: float = 1.0) -> Message:
+    """A Cluster of type EDS whose endpoints come over ADS (``eds_config: {ads: {}}``), as
+    the ClusterLoadAssignment ``service_name`` (the cluster's name when not given)."""
+    from envoy.config.cluster.v3 import cluster_pb2
+    from envoy.config.core.v3 import config_source_pb2
+
+    cluster = cluster_pb2.Cluster(name=name, type=cluster_pb2.Cluster.EDS)
+    cluster.connect_timeout.FromNanoseconds(int(connect_timeout * 1e9))
+    cluster.eds_cluster_config.eds_config.ads.SetInParent()
+    cluster.eds_cluster_config.eds_config.resource_api_version = config_source_pb2.V3
+    if service_name:
+        cluster.eds_cluster_config.service_name = service_name
+    return cluster
+
+
+def http_listener(name: str, host: str, port: int, route_config_name: str) -> Message:
+    """A Listener on ``host:port``: one filter chain, an HTTP connection manager (codec AUTO,
+    the router filter) taking route configuration ``route_config_name`` by RDS over ADS."""
+    from envoy.config.core.v3 import config_source_pb2
+    from envoy.config.listener.v3 import listener_pb2
+    from envoy.extensions.filters.http.router.v3 import router_pb2
+    from envoy.extensions.filters.network.http_connection_manager.v3 import (
+        http_connection_manager_pb2 as hcm_pb2,
+    )
+
+    manager = hcm_pb2.HttpConnectionManager(stat_prefix=name,
+                                            codec_type=hcm_pb2.HttpConnectionManager.AUTO)
+    manager.rds.route_config_name = route_config_name
+    manager.rds.config_source.ads.SetInParent()
+    manager.rds.config_source.resource_api_version = config_source_pb2.V3
+    router = manager.http_filters.add(name="envoy.filters.http.router")
+    router.typed_config.Pack(router_pb2.Router())
+    listener = listener_pb2.Listener(name=name)
+    listener.address.socket_address.address = host
+    listener.address.socket_address.port_value = port
+    network_filter = listener.filter_chains.add().filters.add(
+        name="envoy.filters.network.http_connection_manager")
+    network_filter.typed_config.Pack(manager)
+    return listener
+
+
+@dataclass(frozen=True)
+class Route:
+    """One route of :func:`route_configuration`: requests whose path starts with ``prefix``
+    go to ``cluster``, or are shared by ``weighted`` ((cluster, weight), ...); the matched
+    prefix is replaced by ``prefix_rewrite`` when given."""
+
+    prefix: str
+    cluster: str | None = None
+    weighted: tuple[tuple[str, int], ...] = ()
+    prefix_rewrite: str | None = None
+    timeout: float | None = 3.0
+
+
+def route_configuration(name: str, routes: Sequence[Route], *, domains: Sequence[str] = ("*",),
+                        virtual_host: str = "all") -> Message:
+    """A RouteConfiguration with one virtual host (``domains``) holding ``routes`` in order."""
+    from envoy.config.route.v3 import route_pb2
+
+    config = route_pb2.RouteConfiguration(name=name)
+    host = config.virtual_hosts.add(name=virtual_host, domains=list(domains))
+    for spec in routes:
+        route = host.routes.add()
+        route.match.prefix = spec.prefix
+        if spec.weighted:
+            for cluster, weight in spec.weighted:
+                share = route.route.weighted_clusters.clusters.add(name=cluster)
+                share.weight.value = weight
+        else:
+            assert spec.cluster, spec
+            route.route.cluster = spec.cluster
+        if spec.prefix_rewrite is not None:
+            route.route.prefix_rewrite = spec.prefix_rewrite
+        if spec.timeout is not None:
+            route.route.timeout.FromNanoseconds(int(spec.timeout * 1e9))
+    return config
+
+
 def _message_of(resource: any_pb2.Any) -> Message:
     name = resource.TypeName()
     cls = message_factory.GetMessageClass(descriptor_pool.Default().FindMessageTypeByName(name))
@@ -185,6 +281,7 @@ class AdsServer:
         self._server: grpc.Server | None = None
         self._lock = threading.Condition()
         self._snapshots: dict[str, _Snapshot] = {}
+        self._node_snapshots: dict[tuple[str, str], _Snapshot] = {}  # (node id, type URL)
         self._streams: set[_Stream] = set()
         self._stream_numbers = itertools.count(1)
         self._nonces = itertools.count(1)
@@ -228,8 +325,11 @@ class AdsServer:
         return self._server is not None
 
     def set_snapshot(self, type_url: str, version: str,
-                     resources: Sequence[Message | any_pb2.Any]) -> None:
-        """Replace the snapshot of ``type_url``; every stream subscribed to it gets it."""
+                     resources: Sequence[Message | any_pb2.Any], *,
+                     node_id: str | None = None) -> None:
+        """Replace the snapshot of ``type_url``; every stream subscribed to it gets it.
+        With ``node_id``: the snapshot of that node only, which its streams get instead of
+        the shared one from now on."""
         packed: list[tuple[str, any_pb2.Any]] = []
         for resource in resources:
             if isinstance(resource, any_pb2.Any):
@@ -241,7 +341,10 @@ class AdsServer:
                 raise ValueError(f"a {item.type_url} resource in a {type_url} snapshot")
             packed.append((resource_name(resource), item))
         with self._lock:
-            self._snapshots[type_url] = _Snapshot(version, packed)
+            if node_id is None:
+                self._snapshots[type_url] = _Snapshot(version, packed)
+            else:
+                self._node_snapshots[(node_id, type_url)] = _Snapshot(version, packed)
             streams = list(self._streams)
         for stream in streams:
             stream.events.put(("snapshot", type_url))
@@ -372,7 +475,8 @@ class AdsServer:
     def _due(self, stream: _Stream, type_url: str, sub: _Subscription
              ) -> list[discovery_pb2.DiscoveryResponse]:
         """The response ``sub`` is owed now, if any (call with the lock held)."""
-        snapshot = self._snapshots.get(type_url)
+        snapshot = self._node_snapshots.get((stream.node_id, type_url),
+                                            self._snapshots.get(type_url))
         if snapshot is None:
             return []
         if sub.sent_version == snapshot.version and sub.sent_names == sub.names:
