@@ -55,11 +55,12 @@ class Context:
     clusters: Mapping[str, Cluster]
     known_protocols: Collection[str] | None
     known_filters: Collection[str] | None
+    unknown_clusters: bool = False
 
     def cluster_ref(self, where: Where, value: Any) -> str:
         """A reader of the name of a defined cluster."""
         name = string(where, value)
-        if name not in self.clusters:
+        if name not in self.clusters and not self.unknown_clusters:
             defined = ", ".join(sorted(self.clusters))
             otherwise = f"define a cluster named {name!r} under clusters:"
             otherwise += f", or use one of: {defined}." if defined else "."
@@ -117,7 +118,8 @@ def _route(where: Where, value: Any, default_name: str, context: Context) -> Rou
     else:
         clusters = _weighted(section.at("weighted_clusters"), section.data["weighted_clusters"], context)
     key = section.optional("hash_key", hash_key)
-    if key is not None and all(context.clusters[c.cluster].lb not in ("ring_hash", "ketama")
+    if key is not None and all(c.cluster not in context.clusters or
+                               context.clusters[c.cluster].lb not in ("ring_hash", "ketama")
                                for c in clusters):
         raise section.at("hash_key").error(
             "hash_key only applies when a route's cluster uses lb 'ring_hash', and none does here",

@@ -34,8 +34,13 @@ def parse(
     *,
     known_protocols: Collection[str] | None = None,
     known_filters: Collection[str] | None = None,
+    unknown_clusters: bool = False,
 ) -> Config:
     """Validate ``data`` (as decoded from YAML or JSON) into a :class:`Config`.
+
+    ``unknown_clusters`` lets routes name clusters the config does not define (xDS: a route
+    may come before its cluster); such a route answers UNAVAILABLE until the cluster exists,
+    as Envoy answers 503. A file never gets this: a typo there is an error.
 
     ``source`` names the document in errors (usually its file name). When
     ``known_protocols`` or ``known_filters`` are given, protocol and filter
@@ -48,7 +53,8 @@ def parse(
     clusters: tuple[Cluster, ...] = ()
     if root.has("clusters") and (root.data["clusters"] or not xds):
         clusters = parse_clusters(root.at("clusters"), root.data["clusters"], known_protocols)
-    context = Context({c.name: c for c in clusters}, known_protocols, known_filters)
+    context = Context({c.name: c for c in clusters}, known_protocols, known_filters,
+                      unknown_clusters)
     listeners: tuple[Listener, ...] = ()
     if root.has("listeners") and (root.data["listeners"] or not xds):
         listeners = parse_listeners(root.at("listeners"), root.data["listeners"], context)

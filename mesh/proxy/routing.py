@@ -38,9 +38,11 @@ def route_exchange(lr: ListenerRuntime, exchange: Exchange) -> Status | None:
     lr.route_stats[route.name].requests += 1
     if route.prefix_rewrite is not None:
         _rewrite_prefix(exchange, route.path_prefix, route.prefix_rewrite)
-    cluster = lr.clusters.get(route.pick_cluster())
+    name = route.pick_cluster()
+    cluster = lr.clusters.get(name)
     if cluster is None or not cluster.endpoints:
-        exchange.upstream_failure = "cluster has no endpoints"
+        exchange.upstream_failure = ("cluster has no endpoints" if cluster is not None else
+                                     f"cluster {name!r} is not known (yet)")  # xDS: not sent yet
         return Status.UNAVAILABLE
     exchange.cluster = cluster
     return None

@@ -6,9 +6,10 @@ config: the file's own listeners and clusters plus every dynamic resource, trans
 (mesh/xds/translate.py) and parsed like a file. If that config is good and the runtime
 takes it (a new listener may fail to bind), the response is ACKed; otherwise it is NACKed
 with the reason and nothing changes. A listener whose route configuration has not arrived
-yet, or whose routes name a cluster not known yet, waits (as Envoy's listener warming) and
-comes in with the response that completes it. Clusters of type EDS get their endpoints
-from the ``xds`` discovery source, over a stream of their own.
+yet waits (as Envoy's listener warming) and comes in with the response that completes it. A
+route naming a cluster not known (yet) answers UNAVAILABLE (503) until the cluster comes, as
+in Envoy. Clusters of type EDS get their endpoints from the ``xds`` discovery source, over a
+stream of their own.
 """
 
 from __future__ import annotations
@@ -188,14 +189,14 @@ class XdsConfigClient:
                     continue
                 spec["routes"] = route_config(routes)
             missing = sorted(_clusters_named(spec) - known)
-            if missing:
-                self.waiting.append(f"listener {spec['name']!r} waits for clusters {missing}")
-                continue
+            if missing:  # as in Envoy, its routes to them answer 503 until they come
+                self.waiting.append(f"listener {spec['name']!r}: routes to clusters not known "
+                                    f"yet answer 503: {missing}")
             listeners.append(spec)
         data = dict(self.base, listeners=listeners, clusters=clusters)
         source = f"xds {self.address} ({self._versions() or 'first response'})"
         return parse(data, source, known_protocols=self.known_protocols,
-                     known_filters=self.known_filters)
+                     known_filters=self.known_filters, unknown_clusters=True)
 
 
 def _clusters_named(spec: dict[str, Any]) -> set[str]:
