@@ -81,7 +81,9 @@ class XdsSource:
             report(f"xds {where} unreachable ({exc}): keeping the last endpoints")
             raise
         try:
-            await stream.send(self._request(discovery_pb2).SerializeToString())
+            # as Envoy: a new stream names the version last accepted (no nonce yet)
+            await stream.send(self._request(discovery_pb2, self.accepted_version
+                                            ).SerializeToString())
             while True:
                 try:
                     raw = await stream.receive()
