@@ -66,7 +66,9 @@ exists -2 1 -1 1 sum  touch -2 1 -1 1 sum
 
 _LOCAL = "ping -1 echo 2 quit -1 select 2 client -2 hello -1 command -1 auth -2 info -1 reset 1"
 # transactions: codecs/redis/_tx.py
-_TX = "multi 1 exec 1 discard 1"
+_TX = "multi 1 exec 1 discard 1 unwatch 1"
+# WATCH: its keys pin the client's next transaction to their shard (codecs/redis/_tx.py)
+_WATCH = "watch -2 1 -1 1"
 
 # name arity first last step: blocking commands, run on the client's own upstream connection
 # (protocol_options blocking: dedicated, the default) or refused (blocking: refuse)
@@ -77,8 +79,6 @@ bzpopmax -3 1 -2 1
 
 _DENY = {
     "numkeys blocking commands are not supported through the sharding proxy": "blmpop bzmpop",
-    "WATCH is not supported through the sharding proxy (MULTI/EXEC is, pinned to the shard "
-    "of the transaction's first key)": "watch unwatch",
     "pub/sub is not supported through the sharding proxy": (
         "subscribe psubscribe ssubscribe unsubscribe punsubscribe sunsubscribe publish spublish "
         "pubsub monitor"),
@@ -116,6 +116,9 @@ def _build() -> dict[bytes, Command]:
     words = _TX.split()
     for name, arity in zip(words[::2], words[1::2], strict=True):
         table[name.encode()] = Command(name.encode(), int(arity), 0, 0, 0, "tx")
+    name, arity, first, last, step = _WATCH.split()
+    table[name.encode()] = Command(name.encode(), int(arity), int(first), int(last), int(step),
+                                   "tx")
     for reason, names in _DENY.items():
         for name in names.split():
             table[name.encode()] = Command(name.encode(), -1, 0, 0, 0, "deny", reason)

@@ -44,6 +44,8 @@ class LocalAnswers:
         self._resp3 = False
         self._quit = False
         self._tx: Transaction | None = None
+        #: (key, slot) pinned by WATCH until EXEC, DISCARD or UNWATCH (codecs/redis/_tx.py)
+        self._watch: tuple[bytes, bytes] | None = None
 
     def local_answer(self, request: Headers) -> list[Event] | None:
         """The reply when the proxy answers ``request`` itself; None to forward it."""
@@ -90,20 +92,46 @@ class LocalAnswers:
         if name == b"multi":
             if tx is not None:
                 return self._error(request, "MULTI calls can not be nested")
-            self._tx = Transaction()
+            self._tx = Transaction(self._watch)
             return self._reply(request, _OK)
         if name in (b"exec", b"discard"):
             if tx is None:
                 return self._error(request, f"{_text(name).upper()} without MULTI")
-            self._tx = None
+            self._tx = self._watch = None  # EXEC and DISCARD unwatch every key
             answer = tx.finish(request, name)
             return None if answer is None else self._reply(request, answer)
         if name in (b"quit", b"reset"):
-            self._tx = None
+            self._tx = self._watch = None
             return self._reply(request, self._answer(name, args))
+        if name == b"watch" or name == b"unwatch":
+            return self._watching(request, name, cmd, args)
         assert tx is not None
         error = tx.queue(request, cmd, args)
         return None if error is None else self._reply(request, error)
+
+    def _watching(self, request: Headers, name: bytes, cmd: Command,
+                  args: list[bytes]) -> list[Event] | None:
+        """WATCH pins the client to its keys' shard; UNWATCH lets go (codecs/redis/_tx.py)."""
+        if self._tx is not None:
+            if name == b"watch":
+                return self._error(request, "WATCH inside MULTI is not allowed")
+            return self._error(request, "UNWATCH inside MULTI is not supported through the "
+                               "sharding proxy (EXEC and DISCARD unwatch anyway)")
+        if name == b"unwatch":
+            pin, self._watch = self._watch, None
+            if pin is None:
+                return self._reply(request, _OK)
+            Transaction.watch(request, pin)
+            return None
+        keys = keys_of(cmd, args)
+        slot = hash_slot_key(keys[0])
+        if any(hash_slot_key(k) != slot for k in keys) or (
+                self._watch is not None and self._watch[1] != slot):
+            return self._error(request, "WATCH keys may live on different shards; give them a "
+                               "common {hash tag}")
+        self._watch = self._watch or (keys[0], slot)
+        Transaction.watch(request, self._watch)
+        return None
 
     def fan_out(self, request: Headers) -> KeyFanout | None:
         """MGET/MSET/DEL/UNLINK/EXISTS/TOUCH over keys with different hash tags: the parts.

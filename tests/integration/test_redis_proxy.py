@@ -135,8 +135,8 @@ def test_pipeline_order_and_errors_in_the_middle(client: Any) -> None:
 def test_arity_and_refusals_keep_the_connection(client: Any) -> None:
     with pytest.raises(redis.ResponseError, match="wrong number of arguments for 'get'"):
         client.execute_command("GET")
-    with pytest.raises(redis.ResponseError, match="WATCH"):
-        client.execute_command("WATCH", "k")
+    with pytest.raises(redis.ResponseError, match="WATCH keys may live on different shards"):
+        client.execute_command("WATCH", "k", "other-k")
     with pytest.raises(redis.ResponseError, match="EXEC without MULTI"):
         client.execute_command("EXEC")
     with pytest.raises(redis.ResponseError, match="unknown"):
@@ -235,6 +235,35 @@ def test_multi_exec_runs_on_the_shard_of_its_first_key(fleet: Fleet, client: Any
         client.execute_command("MULTI")
     assert client.execute_command("DISCARD") in (True, b"OK")
     assert client.incr("{acct}.a") == 16  # and the connection goes on
+
+
+def test_watch_runs_an_optimistic_transaction_on_its_shard(fleet: Fleet, client: Any) -> None:
+    """redis-py's WATCH/MULTI/EXEC (check-and-set) through the proxy: the WATCH pins the client to
+    the shard of its keys, so a write by another client between WATCH and EXEC makes the server
+    abort the EXEC (redis-py raises WatchError), and the retry succeeds."""
+    client.set("{cas}.n", 1)
+    other = redis.Redis(host=LOOPBACK, port=fleet.proxy)
+    attempts = []
+
+    def bump(pipe: Any) -> None:
+        value = int(pipe.get("{cas}.n"))
+        if not attempts:
+            other.set("{cas}.n", 100)  # another client writes the watched key meanwhile
+        attempts.append(value)
+        pipe.multi()
+        pipe.set("{cas}.n", value + 1)
+
+    client.transaction(bump, "{cas}.n")  # WATCH, GET, MULTI, SET, EXEC; retried on WatchError
+    assert attempts == [1, 100] and client.get("{cas}.n") == b"101"
+    with client.pipeline() as pipe:  # UNWATCH, then nothing pinned: a plain transaction
+        pipe.watch("{cas}.n")
+        pipe.unwatch()
+        pipe.multi()
+        pipe.incr("{cas}.n")
+        assert pipe.execute() == [102]
+    with pytest.raises(redis.ResponseError, match="different shards"):
+        client.execute_command("WATCH", "{cas}.n", "{elsewhere}.n")
+    other.close()
 
 
 def _placement(fleet: Fleet, key: str) -> list[int]:
