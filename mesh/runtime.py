@@ -22,6 +22,7 @@ from mesh.proxy.filters import FilterChain, compile_chain
 from mesh.proxy.listener import ListenerRuntime
 from mesh.registry import Registry
 from mesh.samples import HelloUpstream
+from mesh.service_routes import ServiceRouteLocator
 from mesh.stats import StatsRegistry
 
 __all__ = ["ProxyRuntime", "StartupError"]
@@ -76,6 +77,8 @@ class ProxyRuntime:
         self.reload_from: tuple[str, Callable[[str], Config]] | None = None
         #: the xDS client when the config names a management server
         self.xds: Any = None
+        #: routes and clusters of the listeners' ``service_routes`` (made by run())
+        self.locator: ServiceRouteLocator | None = None
 
     def _listener(self, lc: Listener, config: Config) -> ListenerRuntime:
         return ListenerRuntime(lc, self._codecs, self.clusters, self._chain(lc), self.stats,
@@ -121,6 +124,11 @@ class ProxyRuntime:
 
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         sources = [(c, self._source(c)) for c in self.clusters.values()]
+        try:
+            self.locator = ServiceRouteLocator(self.config, self.apply, {
+                name: plugin.obj for name, plugin in self.registry.discovery.items()})
+        except ValueError as exc:
+            raise StartupError(str(exc)) from None
         for lr in self.listeners:
             sock = self._bind(f"listener {lr.name}", lr.config.host, lr.config.port)
             self._slots[lr.name] = _ListenerSlot(lr, sock)
@@ -158,6 +166,7 @@ class ProxyRuntime:
                 for cluster, source in sources:
                     if source is not None:
                         self._start_discovery(cluster, source)
+                nursery.start_soon(self.locator.run)
                 self.ready = True
                 log.info("started", source=self.config.source,
                          listeners=[f"{lr.name}={lr.config.host}:{lr.config.port}/"
@@ -266,7 +275,10 @@ class ProxyRuntime:
         with trio.open_signal_receiver(signal.SIGHUP) as signals:
             async for _ in signals:
                 try:
-                    self.apply(load(path))
+                    if self.locator is not None:  # with the routes of service_routes
+                        self.locator.reload(load(path))
+                    else:
+                        self.apply(load(path))
                 except (StartupError, ValueError) as exc:
                     log.error("reload_failed", source=path, error=str(exc),
                               kept="the running config")

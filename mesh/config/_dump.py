@@ -48,7 +48,7 @@ def dump(config: Config) -> dict[str, Any]:
 
 
 def _listener(listener: Listener) -> dict[str, Any]:
-    return {
+    data = {
         "name": listener.name,
         "address": format_address(listener.host, listener.port),
         "protocol": listener.protocol,
@@ -62,6 +62,12 @@ def _listener(listener: Listener) -> dict[str, Any]:
         "protocol_options": {k: "<redacted>" if _secret(k) else v
                              for k, v in listener.protocol_options.items()},
     }
+    if listener.service_routes is not None:
+        found = listener.service_routes
+        data["service_routes"] = {"source": found.source, "config": thaw(found.config),
+                                  "refresh": found.refresh, "lower_case": found.lower_case,
+                                  "local_zone": found.local_zone}
+    return data
 
 
 def _route(route: Route) -> dict[str, Any]:

@@ -9,13 +9,23 @@ from typing import Any
 
 from mesh.config._errors import did_you_mean
 from mesh.config._match import parse_route_match
-from mesh.config._model import Cluster, FilterConfig, Listener, Route, RouteMatch, WeightedCluster
+from mesh.config._model import (
+    Cluster,
+    FilterConfig,
+    Listener,
+    Route,
+    RouteMatch,
+    ServiceRoutes,
+    WeightedCluster,
+)
 from mesh.config._reading import (
     Reader,
     Section,
     Where,
     address,
+    boolean,
     check_unique,
+    choice,
     duration,
     hash_key,
     integer,
@@ -25,7 +35,7 @@ from mesh.config._reading import (
     type_error,
 )
 
-__all__ = ["Context", "parse_listeners"]
+__all__ = ["SERVICE_KEYS", "Context", "parse_listeners", "refuse_service_routes"]
 
 _OPTIONS: Mapping[str, Reader[Any]] = {
     "sniff_timeout": duration(positive=True),
@@ -42,10 +52,18 @@ _KEYS = (
     "filters",
     "upstream_protocol",
     "protocol_options",
+    "service_routes",
     *_OPTIONS,
 )
 _ROUTE_KEYS = ("name", "match", "cluster", "weighted_clusters", "timeout", "hash_key",
                "prefix_rewrite")
+#: the registries ``service_routes`` can list, each with the settings of its discovery source
+#: that name one service: generated clusters set the first, and the file may set none of them
+SERVICE_KEYS: Mapping[str, tuple[str, ...]] = types.MappingProxyType({
+    "consul": ("service",), "eureka": ("app", "vip_address"), "nacos": ("service",)})
+_SERVICE_ROUTES_KEYS = ("source", "config", "refresh", "lower_case", "local_zone")
+#: service routes match request paths: HTTP listeners only
+_PATH_PROTOCOLS = ("http1", "http2", "auto")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +99,12 @@ def _listener(where: Where, value: Any, context: Context) -> Listener:
     section = Section(where, value, _KEYS, required=("name", "address"))
     name = section.require("name", string)
     protocol = section.get("protocol", plugin_name(context.known_protocols, "protocol", ("auto",)), "auto")
-    routes = _routes(section, name, context)
+    service_routes = section.optional("service_routes", _service_routes)
+    if service_routes is not None and protocol not in _PATH_PROTOCOLS:
+        raise section.at("service_routes").error(
+            f"service routes match request paths, and this listener speaks {protocol!r}",
+            "use protocol http1, http2 or auto, or remove service_routes.")
+    routes = _routes(section, name, context, service_routes is not None)
     if protocol == "tcp":
         _check_tcp(section, routes)
     return Listener(
@@ -95,16 +118,26 @@ def _listener(where: Where, value: Any, context: Context) -> Listener:
         ),
         protocol_options=section.get("protocol_options", _protocol_options,
                                      types.MappingProxyType({})),
+        service_routes=service_routes,
         **section.options(_OPTIONS),
     )
 
 
-def _routes(section: Section, listener: str, context: Context) -> tuple[Route, ...]:
-    if section.exactly_one(("routes", "cluster")) == "cluster":
+def _routes(section: Section, listener: str, context: Context,
+            service_routes: bool = False) -> tuple[Route, ...]:
+    if service_routes:  # the file's routes are optional, and come first
+        if section.has("cluster"):
+            raise section.at("cluster").error(
+                "the cluster shorthand is a catch-all route, and it would come before every "
+                "service route, so none would ever match",
+                "remove cluster:, or write your own routes under routes:.")
+        if not section.has("routes"):
+            return ()
+    elif section.exactly_one(("routes", "cluster")) == "cluster":
         cluster = section.require("cluster", context.cluster_ref)
         return (Route(f"{listener}/0", RouteMatch(), (WeightedCluster(cluster, 1),)),)
     where = section.at("routes")
-    items = read_list(where, section.data["routes"], "route")
+    items = read_list(where, section.data["routes"], "route", allow_empty=service_routes)
     routes = tuple(_route(where.index(i), item, f"{listener}/{i}", context) for i, item in enumerate(items))
     check_unique(where, [route.name for route in routes], "route")
     return routes
@@ -161,6 +194,39 @@ def _weighted(where: Where, value: Any, context: Context) -> tuple[WeightedClust
             "every weight is 0, so no request could be routed", "give one cluster a weight above 0."
         )
     return tuple(shares)
+
+
+def _service_routes(where: Where, value: Any) -> ServiceRoutes:
+    section = Section(where, value, _SERVICE_ROUTES_KEYS, required=("source",))
+    source = section.require("source", choice(tuple(SERVICE_KEYS), "service_routes source"))
+    config = section.data.get("config") or {}
+    if not isinstance(config, Mapping):
+        raise type_error(section.at("config"), config, "a mapping of settings",
+                         f"write the {source} source's settings as key: value.")
+    for key in SERVICE_KEYS[source]:
+        if key in config:
+            raise section.at("config").key(key).error(
+                f"service_routes makes one cluster per service, and sets {SERVICE_KEYS[source][0]}"
+                " of each itself", f"remove {key}: the registry's service list names the services.")
+    frozen = freeze(dict(config))
+    assert isinstance(frozen, Mapping)
+    return ServiceRoutes(
+        source,
+        frozen,
+        **section.options({"refresh": duration(positive=True), "lower_case": boolean}),
+        local_zone=section.optional("local_zone", string),
+    )
+
+
+def refuse_service_routes(where: Where, listeners: tuple[Listener, ...]) -> None:
+    """With an ``xds`` section, no listener may have ``service_routes``: both rewrite the config."""
+    for i, listener in enumerate(listeners):
+        if listener.service_routes is not None:
+            raise where.index(i).key("service_routes").error(
+                "service_routes and the xds section would both rewrite the running config's "
+                "routes and clusters, so they cannot be used together",
+                "remove the xds section, or remove service_routes and have the control plane "
+                "send these routes.")
 
 
 def _check_tcp(section: Section, routes: tuple[Route, ...]) -> None:

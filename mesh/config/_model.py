@@ -28,6 +28,7 @@ __all__ = [
     "Route",
     "RouteMatch",
     "SampleUpstream",
+    "ServiceRoutes",
     "StringMatch",
     "WeightedCluster",
 ]
@@ -124,6 +125,29 @@ class FilterConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceRoutes:
+    """A route and a cluster for every service a registry lists (Spring Cloud Gateway's
+    discovery locator): ``/<service>/**`` goes to the service with the prefix stripped.
+
+    ``source`` is the registry's discovery source (``eureka``, ``nacos``, ``consul``) and
+    ``config`` its settings without the service key; the service list is read again every
+    ``refresh`` seconds (mesh/service_routes.py).
+    """
+
+    source: str
+    config: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    refresh: float = 30.0
+    #: the route path in lower case (Spring's ``lowerCaseServiceId``: Eureka names are upper)
+    lower_case: bool = False
+    #: the ``local_zone`` of every generated cluster
+    local_zone: str | None = None
+
+    def __hash__(self) -> int:
+        # The generated hash would fail on the mapping.
+        return hash((self.source, self.refresh))
+
+
+@dataclass(frozen=True, slots=True)
 class Listener:
     """An address the proxy accepts on, the protocol it expects and its routes."""
 
@@ -140,6 +164,8 @@ class Listener:
     upstream_protocol: str | None = None
     #: the codec's own settings (Redis ``password``...), handed to it as ConnectionOptions.extra
     protocol_options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    #: routes and clusters made from a registry's service list, after ``routes``
+    service_routes: ServiceRoutes | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from mesh.config._clusters import parse_clusters
-from mesh.config._listeners import Context, parse_listeners
+from mesh.config._listeners import Context, parse_listeners, refuse_service_routes
 from mesh.config._model import Admin, Cluster, Config, Listener, Logging, SampleUpstream, Xds
 from mesh.config._reading import (
     Section,
@@ -51,13 +51,16 @@ def parse(
     # With a control plane, the listeners may all come from it.
     root = Section(Where(source), data, _KEYS, required=() if xds else ("listeners",))
     clusters: tuple[Cluster, ...] = ()
-    if root.has("clusters") and (root.data["clusters"] or not xds):
+    # With a control plane or service routes, the clusters may all be made while running.
+    if root.has("clusters") and (root.data["clusters"] or not (xds or _service_routes(root))):
         clusters = parse_clusters(root.at("clusters"), root.data["clusters"], known_protocols)
     context = Context({c.name: c for c in clusters}, known_protocols, known_filters,
                       unknown_clusters)
     listeners: tuple[Listener, ...] = ()
     if root.has("listeners") and (root.data["listeners"] or not xds):
         listeners = parse_listeners(root.at("listeners"), root.data["listeners"], context)
+        if xds is not None:
+            refuse_service_routes(root.at("listeners"), listeners)
     config = Config(
         listeners=listeners,
         clusters=clusters,
@@ -69,6 +72,14 @@ def parse(
     )
     _check_ports(root, config)
     return config
+
+
+def _service_routes(root: Section) -> bool:
+    """Whether a listener has service_routes (read before the listeners are parsed)."""
+    listeners = root.data.get("listeners")
+    return isinstance(listeners, list | tuple) and any(
+        isinstance(listener, Mapping) and listener.get("service_routes") is not None
+        for listener in listeners)
 
 
 def _admin(where: Where, value: Any) -> Admin | None:

@@ -9,9 +9,13 @@ deregister, TTL checks) and of rpcmesh's ``consul`` source (health of a service,
 - ``GET /v1/health/service/<name>?passing&tag=&dc=&index=&wait=``: the entries in the shape of
   tests/golden/registries/consul_health_service.json, ``X-Consul-Index`` the registry's index;
   with ``index`` the answer waits until the index moves past it or ``wait`` (at most 10 s here)
-  is over. One node (``node-1``, 127.0.0.1, datacenter ``dc1``, ``serfHealth`` passing).
+  is over. One node (``node-1``, 127.0.0.1, datacenter ``dc1``, ``serfHealth`` passing);
+- ``GET /v1/catalog/services?dc=``: every registered service's name with its tags (sorted,
+  each once), ``consul`` itself included (``[]``), in the shape of
+  tests/golden/registries/consul_catalog_services.json, ``X-Consul-Index`` the registry's
+  index; it answers at once (no blocking).
 
-Not there: the catalog, KV, ACLs (``X-Consul-Token`` is accepted and ignored), HTTP/TCP checks
+Not there: the rest of the catalog, KV, ACLs (``X-Consul-Token`` is accepted and ignored), HTTP/TCP checks
 (their status stays what the definition says), several datacenters (another ``dc`` is a 500
 "No path to datacenter", as Consul answers).
 """
@@ -55,6 +59,7 @@ class ConsulServer(RegistryServer):
         self.services: dict[str, dict[str, Any]] = {}  # service id -> Service object
         self.checks: dict[str, dict[str, Any]] = {}  # check id -> check (with ServiceID)
         self.raw: list[Any] = []  # entries served as they are (a test's malformed ones)
+        self.raw_catalog: dict[str, Any] = {}  # catalog entries served as they are
         self.blocking_queries = 0  # health queries with an index (a test reads it)
         self.generation = 0  # moves when the state is replaced: waiting queries answer at once
 
@@ -63,6 +68,11 @@ class ConsulServer(RegistryServer):
     def add_raw_entry(self, entry: Any) -> None:
         with self.cond:
             self.raw.append(entry)
+            self._bump()
+
+    def add_raw_catalog_entry(self, name: str, tags: Any) -> None:
+        with self.cond:
+            self.raw_catalog[name] = tags
             self._bump()
 
     def restore_older_snapshot(self) -> None:
@@ -83,6 +93,8 @@ class ConsulServer(RegistryServer):
         path, method = request.path, request.method
         if method == "GET" and path.startswith("/v1/health/service/"):
             return self._health(path.removeprefix("/v1/health/service/"), request)
+        if method == "GET" and path == "/v1/catalog/services":
+            return self._catalog(request)
         with self.cond:
             if method == "PUT" and path == "/v1/agent/service/register":
                 return self._register(request.json())
@@ -164,6 +176,20 @@ class ConsulServer(RegistryServer):
             return Reply(200, entries + list(self.raw),
                          {"X-Consul-Index": str(self.index), "X-Consul-Knownleader": "true",
                           "X-Consul-Lastcontact": "0"})
+
+    def _catalog(self, request: Request) -> Reply:
+        dc = request.query.get("dc")
+        if dc and dc != NODE["Datacenter"]:
+            return Reply(500, "No path to datacenter")
+        with self.cond:
+            tags: dict[str, set[str]] = {"consul": set()}
+            for service in self.services.values():
+                tags.setdefault(service["Service"], set()).update(service["Tags"])
+            answer: dict[str, Any] = {name: sorted(tags[name]) for name in sorted(tags)}
+            answer.update(self.raw_catalog)
+            return Reply(200, answer, {"X-Consul-Index": str(self.index),
+                                       "X-Consul-Knownleader": "true",
+                                       "X-Consul-Lastcontact": "0"})
 
     def _entry(self, service: dict[str, Any]) -> dict[str, Any]:
         checks = [{"Node": NODE["Node"], **SERF, "Notes": "", "Output": "Agent alive and reachable",

@@ -9,6 +9,8 @@ heartbeat, status, cancel) and of rpcmesh's ``eureka`` source (full and delta fe
   ``retention`` seconds (Eureka's recently-changed queue, 3 minutes), each with the
   ``apps__hashcode`` of the whole registry; both in the JSON shape of
   tests/golden/registries/eureka_apps.json (Eureka's JSON codec), whatever ``Accept`` says.
+  ``/apps`` is also the service catalog rpcmesh's ``service_routes`` reads (the application
+  names).
 
 Not there: XML, lease expiry and self-preservation, peer replication, the 30 s response cache
 of a real Eureka server (answers here are always current), ``/apps/<APP>`` and vip queries.
@@ -46,6 +48,8 @@ class EurekaServer(RegistryServer):
         self.version = 0
         #: test hooks: entries served as they are, and a wrong delta hash
         self.raw: list[tuple[str, Any]] = []
+        #: application entries served as they are in /apps, after the others
+        self.raw_applications: list[Any] = []
         self.delta_hash_override: str | None = None
         self.full_fetches = 0
         self.delta_fetches = 0
@@ -62,6 +66,10 @@ class EurekaServer(RegistryServer):
         with self.cond:
             self.apps.setdefault(app.upper(), {})[instance["instanceId"]] = instance
 
+    def add_raw_application(self, entry: Any) -> None:
+        with self.cond:
+            self.raw_applications.append(entry)
+
     def add_raw_instance(self, app: str, entry: Any) -> None:
         with self.cond:
             self.raw.append((app.upper(), entry))
@@ -76,7 +84,9 @@ class EurekaServer(RegistryServer):
         with self.cond:
             if request.method == "GET" and not rest:
                 self.full_fetches += 1
-                return Reply(200, self._applications(self._full(), reconcile_hash(self.apps, self.raw)))
+                answer = self._applications(self._full(), reconcile_hash(self.apps, self.raw))
+                answer["applications"]["application"] += self.raw_applications
+                return Reply(200, answer)
             if request.method == "GET" and rest == ["delta"]:
                 self.delta_fetches += 1
                 return Reply(200, self._applications(self._delta(), self.delta_hash_override

@@ -11,7 +11,15 @@
 - ``GET /nacos/v1/ns/instance/list`` and ``GET /nacos/v2/ns/instance/list``: the service
   object in the shape of tests/golden/registries/nacos_v1_instance_list.json (v2: wrapped in
   ``{"code": 0, "message": "success", "data": ...}``, clusters as ``clusterName``); enabled
-  instances only, healthy ones only with ``healthyOnly=true``.
+  instances only, healthy ones only with ``healthyOnly=true``;
+- ``GET /nacos/v1/ns/service/list?pageNo=&pageSize=&groupName=&namespaceId=`` (``pageNo`` and
+  ``pageSize`` required, as in Nacos's v1 API): ``{"count": N, "doms": [names]}``, and ``GET
+  /nacos/v2/ns/service/list`` (``pageNo`` 1 and ``pageSize`` 20 by default, at most 500):
+  ``{"code": 0, "message": "success", "data": {"count": N, "services": [names]}}``, the
+  shapes of tests/golden/registries/nacos_v{1,2}_service_list.json: the names (without their
+  group) of the group's services that have an instance, sorted, one page of them; ``count`` is
+  the number of all of them. (Nacos keeps a service whose last instance left until its
+  empty-service clean-up, a minute or more later; here it goes at once.)
 
 Not there: the gRPC API of Nacos 2 clients, health-check expiry of ephemeral instances,
 protection thresholds, configuration management.
@@ -47,6 +55,8 @@ class NacosServer(RegistryServer):
         self.services: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         #: host entries added as they are (a test's malformed entries)
         self.raw: dict[tuple[str, str], list[Any]] = {}
+        #: service-list entries added as they are, after the names (a test's malformed entries)
+        self.raw_services: list[Any] = []
 
     # -- test hooks -----------------------------------------------------------------------------
 
@@ -54,6 +64,10 @@ class NacosServer(RegistryServer):
                      namespace: str = DEFAULT_NAMESPACE) -> None:
         with self.cond:
             self.raw.setdefault((namespace, grouped(service, group)), []).append(entry)
+
+    def add_raw_service(self, entry: Any) -> None:
+        with self.cond:
+            self.raw_services.append(entry)
 
     def instances(self, service: str, group: str = DEFAULT_GROUP,
                   namespace: str = DEFAULT_NAMESPACE) -> list[dict[str, Any]]:
@@ -85,6 +99,10 @@ class NacosServer(RegistryServer):
             if route == ("GET", "/nacos/v2/ns/instance/list"):
                 return Reply(200, {"code": 0, "message": "success",
                                    "data": self._list(params, params.get("clusterName", ""))})
+            if route == ("GET", "/nacos/v1/ns/service/list"):
+                return self._service_list(params, "v1")
+            if route == ("GET", "/nacos/v2/ns/service/list"):
+                return self._service_list(params, "v2")
         return Reply(404, f"no such API: {request.method} {request.path}")
 
     def _login(self, params: dict[str, str]) -> Reply:
@@ -225,6 +243,28 @@ class NacosServer(RegistryServer):
             "lastRefTime": int(time.time() * 1000), "checksum": "", "allIPs": False,
             "reachProtectionThreshold": False, "valid": True,
         }
+
+
+    def _service_list(self, params: dict[str, str], api: str) -> Reply:
+        if api == "v1" and not (params.get("pageNo") and params.get("pageSize")):
+            missing = "pageNo" if not params.get("pageNo") else "pageSize"
+            return Reply(400, f"Required int parameter '{missing}' is not present")
+        try:
+            number, size = int(params.get("pageNo") or 1), int(params.get("pageSize") or 20)
+        except ValueError as exc:
+            return Reply(400, f"caused: {exc};")
+        if api == "v2":
+            size = min(size, 500)
+        namespace = params.get("namespaceId") or DEFAULT_NAMESPACE
+        prefix = f"{params.get('groupName') or DEFAULT_GROUP}@@"
+        names = sorted(name.removeprefix(prefix) for (ns, name), instances in self.services.items()
+                       if ns == namespace and name.startswith(prefix) and instances)
+        names += list(self.raw_services)
+        page = names[max(0, number - 1) * size:max(0, number) * size]
+        if api == "v1":
+            return Reply(200, {"count": len(names), "doms": page})
+        return Reply(200, {"code": 0, "message": "success",
+                           "data": {"count": len(names), "services": page}})
 
 
 def _public(instance: dict[str, Any]) -> dict[str, Any]:
