@@ -1,4 +1,5 @@
-"""Dubbo 2 providers from ZooKeeper, interface-level: ``/dubbo/<interface>/providers``.
+"""Dubbo providers from ZooKeeper: interface-level ``/dubbo/<interface>/providers`` (Dubbo 2),
+application-level ``/services/<app>`` (Dubbo 3, mesh/discovery/zookeeper_app.py), or both.
 
 Each child of that node is a URL-encoded provider URL, as Dubbo (and sofa-rpc-node) register:
 
@@ -12,7 +13,11 @@ endpoints. Settings (cluster ``discovery: {source: zookeeper, config: {...}}``):
 providers without a group, as a Dubbo consumer without group; ``a,b``; ``*`` any),
 ``version`` (``*``), ``protocol`` (``dubbo``), ``root`` (``/dubbo``), ``empty_protection``
 (``true``: a list that becomes empty keeps the last endpoints, so a ZooKeeper restart cannot
-empty a cluster; passive health still ejects dead providers), ``session_timeout`` (``10s``).
+empty a cluster; passive health still ejects dead providers), ``session_timeout`` (``10s``),
+``mode`` (``interface``; ``instance`` (or ``application``): Dubbo 3's application-level
+registry; ``all``: both, as providers with ``register-mode: all`` write them),
+``provided_by`` (Dubbo's ``provided-by``: the applications, instead of the
+``/dubbo/mapping/<interface>`` node), ``services_root`` (``/services``).
 docs/discovery.md has the details.
 
 Provider parameters: ``enabled=false`` and ``disabled=true`` providers are skipped, ``weight``
@@ -33,13 +38,17 @@ import trio
 from mesh.config import Endpoint
 from mesh.config._values import parse_duration
 from mesh.discovery import Publish, Report
+from mesh.discovery._dubbo3 import AppMatcher
+from mesh.discovery.zookeeper_app import AppDiscovery, KazooAppWatcher
 
 __all__ = ["ZooKeeperDubboSource", "parse_provider"]
 
 log = structlog.get_logger("mesh.discovery")
 
 _SETTINGS = ("address", "interface", "group", "version", "protocol", "root", "empty_protection",
-             "session_timeout")
+             "session_timeout", "mode", "provided_by", "services_root")
+#: ``mode`` values: Dubbo's ``register-mode`` names (``application`` is ``instance``)
+MODES = {"interface": "interface", "instance": "instance", "application": "instance", "all": "all"}
 _METADATA = ("version", "group", "application", "timeout", "loadbalance", "side", "dubbo",
              "release")
 DEFAULT_WEIGHT = 100
@@ -95,10 +104,28 @@ class ZooKeeperDubboSource:
             self.session_timeout = parse_duration(config.get("session_timeout", 10.0))
         except ValueError as exc:
             raise ValueError(f"session_timeout: {exc}") from None
+        mode = config.get("mode", "interface")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)} (Dubbo's register-mode), "
+                             f"not {mode!r}")
+        self.mode = MODES[mode]
+        provided_by = config.get("provided_by", [])
+        if isinstance(provided_by, str):
+            provided_by = provided_by.split(",")
+        if not isinstance(provided_by, list) or not all(isinstance(a, str) for a in provided_by):
+            raise ValueError("provided_by must be application names: 'a,b' or a list")
+        self.provided_by = sorted({a.strip() for a in provided_by if a.strip()})
+        self.services_root = str(config.get("services_root", "/services")).rstrip("/")
+        self.mapping_path = f"{root}/mapping/{self.interface}"
+        self.metadata_root = f"{root}/metadata"
+        self.matcher = AppMatcher(self.interface, self.protocol, self.groups, self.versions)
         self._reported: set[str] = set()  # bad entries already logged once
         self._connected = False
         self._lost_at = 0.0  # trio time the connection was lost
         self._last: list[Endpoint] = []
+        self._iface: list[Endpoint] | None = None  # interface-level providers, once read
+        self._apps: AppDiscovery | None = None  # application-level state of the current run
+        self._seen: tuple[list[Endpoint], list[str]] | None = None  # the last merge
 
     # -- matching (pure; tested on its own) -----------------------------------------------------
 
@@ -141,15 +168,44 @@ class ZooKeeperDubboSource:
 
     # -- watching -------------------------------------------------------------------------------
 
-    def _publish(self, publish: Publish, children: Sequence[str]) -> None:
-        endpoints = self.endpoints(children)
-        if not endpoints and self._last and self.empty_protection:
-            log.warning("registry_empty", path=self.path, kept_endpoints=len(self._last),
-                        reason="empty protection: the registry lists no provider")
+    def _publish(self, publish: Publish, children: Sequence[str],
+                 report: Report | None = None) -> None:
+        """The providers node's children (interface level) changed."""
+        self._iface = self.endpoints(children)
+        self._merge(publish, report, force=True)
+
+    def _merge(self, publish: Publish, report: Report | None, force: bool = False) -> None:
+        """Publish what the interface and application levels list together, once both were
+        read (``mode: all``); application-level changes only when something changed."""
+        parts: list[list[Endpoint]] = []
+        notes: list[str] = []
+        if self.mode != "instance":
+            if self._iface is None:
+                return
+            parts.append(self._iface)
+        if self.mode != "interface":
+            snapshot = None if self._apps is None else self._apps.snapshot()
+            if snapshot is None:
+                return  # the mapping, an application or a revision's metadata is being read
+            parts.append(snapshot[0])
+            notes = snapshot[1]
+        found: dict[tuple[str, int], Endpoint] = {}
+        for endpoint in (e for part in parts for e in part):
+            found.setdefault((endpoint.host, endpoint.port), endpoint)
+        endpoints = list(found.values())
+        if not force and self._seen == (endpoints, notes):
             return
-        self._last = endpoints
-        log.info("providers", path=self.path, endpoints=[f"{e.host}:{e.port}" for e in endpoints])
-        publish(endpoints)
+        self._seen = (endpoints, notes)
+        where = self.path if self.mode == "interface" else f"{self.mapping_path} ({self.mode})"
+        if not endpoints and self._last and self.empty_protection:
+            log.warning("registry_empty", path=where, kept_endpoints=len(self._last),
+                        reason="empty protection: the registry lists no provider")
+        else:
+            self._last = endpoints
+            log.info("providers", path=where, endpoints=[f"{e.host}:{e.port}" for e in endpoints])
+            publish(endpoints)
+        if notes and report is not None:
+            report(f"zookeeper {self.address}: {'; '.join(notes)}")
 
     async def _watch_connection(self) -> None:
         """Raise once the session has been gone for long: run() starts over with a new client.
@@ -204,7 +260,7 @@ class ZooKeeperDubboSource:
             to_loop(self._state_changed, report, str(state), state == KazooState.CONNECTED)
 
         def on_children(children: list[str]) -> None:
-            to_loop(self._publish, publish, children)
+            to_loop(self._publish, publish, children, report)
 
         watches: list[Any] = []  # the current ChildrenWatch
         lock = threading.Lock()
@@ -219,27 +275,42 @@ class ZooKeeperDubboSource:
 
         def on_node(data: Any, stat: Any) -> None:
             if stat is None:  # the providers node is gone: no provider listed
-                to_loop(self._publish, publish, [])
+                to_loop(self._publish, publish, [], report)
             else:
                 client.handler.spawn(watch_children)
+
+        self._iface = None  # read again in this session
+        watcher = None
+        if self.mode != "interface":
+            watcher = KazooAppWatcher(client, to_loop, (self.mapping_path, self.services_root,
+                                                        self.metadata_root))
+            self._apps = watcher.state = AppDiscovery(
+                self.matcher, watcher, lambda: self._merge(publish, report), self._reported,
+                (self.services_root, self.metadata_root), self.provided_by)
 
         def start() -> None:
             client.start(timeout=self.session_timeout)
             client.add_listener(on_state)
-            client.ensure_path(self.path)
-            DataWatch(client, self.path, on_node)
+            if self.mode != "instance":
+                client.ensure_path(self.path)
+                DataWatch(client, self.path, on_node)
 
         try:
             await trio.to_thread.run_sync(start, abandon_on_cancel=True)
             self._connected = True
+            if self._apps is not None:
+                self._apps.begin()
             await self._watch_connection()
         finally:
             stopping.set()
+            self._apps = None
             with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(_stop, client)
+                await trio.to_thread.run_sync(_stop, client, watcher)
 
 
-def _stop(client: Any) -> None:
+def _stop(client: Any, watcher: KazooAppWatcher | None = None) -> None:
+    if watcher is not None:
+        watcher.close()
     try:
         client.stop()
         client.close()
