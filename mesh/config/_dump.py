@@ -1,8 +1,8 @@
 """A config back to plain data: what ``/config_dump`` shows and what :func:`parse` reads.
 
 The output has the file's shape, with every default made explicit, so that
-``parse(dump(config), config.source) == config`` and an operator sees the
-values the proxy actually runs with. Durations are seconds (numbers).
+``parse(dump(config, secrets=True), config.source) == config`` and an operator sees the
+values the proxy actually runs with (secrets redacted by default). Durations are seconds.
 """
 
 from __future__ import annotations
@@ -27,14 +27,19 @@ __all__ = ["dump"]
 _REQUEST_KEYS = ("host", "path", "method", "service", "version", "group")
 
 
-def dump(config: Config) -> dict[str, Any]:
-    """``config`` as JSON-serialisable data in the shape of a config file."""
+def dump(config: Config, *, secrets: bool = False) -> dict[str, Any]:
+    """``config`` as JSON-serialisable data in the shape of a config file.
+
+    Settings whose key names a password, secret or token (codec ``protocol_options``,
+    discovery ``config``) read ``<redacted>`` unless ``secrets``: what ``/config_dump``
+    shows must not leak them; what the runtime parses back (xDS merges) must keep them.
+    """
     admin = (
         None if config.admin is None else {"address": format_address(config.admin.host, config.admin.port)}
     )
     return {
-        "listeners": [_listener(listener) for listener in config.listeners],
-        "clusters": [_cluster(cluster) for cluster in config.clusters],
+        "listeners": [_listener(listener, secrets) for listener in config.listeners],
+        "clusters": [_cluster(cluster, secrets) for cluster in config.clusters],
         "admin": admin,
         "logging": {"level": config.logging.level, "access_log": config.logging.access_log},
         "samples": [
@@ -47,7 +52,11 @@ def dump(config: Config) -> dict[str, Any]:
     }
 
 
-def _listener(listener: Listener) -> dict[str, Any]:
+def _redacted(settings: Mapping[str, Any], secrets: bool) -> dict[str, Any]:
+    return {k: "<redacted>" if _secret(k) and not secrets else thaw(v) for k, v in settings.items()}
+
+
+def _listener(listener: Listener, secrets: bool) -> dict[str, Any]:
     data = {
         "name": listener.name,
         "address": format_address(listener.host, listener.port),
@@ -59,12 +68,12 @@ def _listener(listener: Listener) -> dict[str, Any]:
         "idle_timeout": listener.idle_timeout,
         "max_header_size": listener.max_header_size,
         "upstream_protocol": listener.upstream_protocol,
-        "protocol_options": {k: "<redacted>" if _secret(k) else v
-                             for k, v in listener.protocol_options.items()},
+        "protocol_options": _redacted(listener.protocol_options, secrets),
     }
     if listener.service_routes is not None:
         found = listener.service_routes
-        data["service_routes"] = {"source": found.source, "config": thaw(found.config),
+        data["service_routes"] = {"source": found.source,
+                                  "config": _redacted(found.config, secrets),
                                   "refresh": found.refresh, "lower_case": found.lower_case,
                                   "local_zone": found.local_zone}
     return data
@@ -107,7 +116,7 @@ def _header_match(header: HeaderMatch) -> dict[str, Any]:
     return {"name": header.name, **_string_match(header.match), "invert": header.invert}
 
 
-def _cluster(cluster: Cluster) -> dict[str, Any]:
+def _cluster(cluster: Cluster, secrets: bool) -> dict[str, Any]:
     health = cluster.passive_health
     data: dict[str, Any] = {
         "name": cluster.name,
@@ -129,7 +138,7 @@ def _cluster(cluster: Cluster) -> dict[str, Any]:
         data["endpoints"] = [_endpoint(endpoint) for endpoint in cluster.endpoints]
     else:
         data["discovery"] = {"source": cluster.discovery.source,
-                             "config": dict(cluster.discovery.config)}
+                             "config": _redacted(cluster.discovery.config, secrets)}
     return data
 
 

@@ -54,7 +54,7 @@ class XdsConfigClient:
                  known_protocols: Collection[str], known_filters: Collection[str]) -> None:
         assert base.xds is not None
         self.settings: Xds = base.xds
-        self.base = dump(base)  # the file's own part, in the file's form
+        self.base = dump(base, secrets=True)  # the file's own part, in the file's form
         self.apply = apply
         self.known_protocols = known_protocols
         self.known_filters = known_filters
