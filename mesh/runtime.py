@@ -14,6 +14,7 @@ from mesh.admin.server import AdminApi
 from mesh.cluster import UpstreamCluster
 from mesh.config import Config, Listener
 from mesh.discovery import EndpointSource
+from mesh.nacos_routes import NacosRouteLocator
 from mesh.net.connection import Connection
 from mesh.net.flush import run_flusher
 from mesh.net.listener import bind, serve
@@ -77,7 +78,13 @@ class ProxyRuntime:
         self.reload_from: tuple[str, Callable[[str], Config]] | None = None
         #: the xDS client when the config names a management server
         self.xds: Any = None
-        #: routes and clusters of the listeners' ``service_routes`` (made by run())
+        #: the dynamic parts of the config (made by run()), chained: each one's ``reload(config)``
+        #: takes the config of the one before (the file's, for the first), adds its routes and
+        #: clusters, and hands the result on to the next (the last to :meth:`apply`); when its
+        #: own part changes, it hands on its last input again with the new part. A SIGHUP
+        #: reload goes through the first (``locator``).
+        self.parts: list[ServiceRouteLocator | NacosRouteLocator] = []
+        #: the first part: routes and clusters of the listeners' ``service_routes``
         self.locator: ServiceRouteLocator | None = None
 
     def _listener(self, lc: Listener, config: Config) -> ListenerRuntime:
@@ -125,8 +132,10 @@ class ProxyRuntime:
     async def run(self, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         sources = [(c, self._source(c)) for c in self.clusters.values()]
         try:
-            self.locator = ServiceRouteLocator(self.config, self.apply, {
+            nacos = NacosRouteLocator(self.config, self.apply)
+            self.locator = ServiceRouteLocator(self.config, nacos.reload, {
                 name: plugin.obj for name, plugin in self.registry.discovery.items()})
+            self.parts = [self.locator, nacos]
         except ValueError as exc:
             raise StartupError(str(exc)) from None
         for lr in self.listeners:
@@ -166,7 +175,8 @@ class ProxyRuntime:
                 for cluster, source in sources:
                     if source is not None:
                         self._start_discovery(cluster, source)
-                nursery.start_soon(self.locator.run)
+                for part in self.parts:
+                    nursery.start_soon(part.run)
                 self.ready = True
                 log.info("started", source=self.config.source,
                          listeners=[f"{lr.name}={lr.config.host}:{lr.config.port}/"
@@ -275,7 +285,7 @@ class ProxyRuntime:
         with trio.open_signal_receiver(signal.SIGHUP) as signals:
             async for _ in signals:
                 try:
-                    if self.locator is not None:  # with the routes of service_routes
+                    if self.locator is not None:  # through the dynamic parts
                         self.locator.reload(load(path))
                     else:
                         self.apply(load(path))

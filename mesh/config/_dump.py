@@ -76,6 +76,14 @@ def _listener(listener: Listener, secrets: bool) -> dict[str, Any]:
                                   "config": _redacted(found.config, secrets),
                                   "refresh": found.refresh, "lower_case": found.lower_case,
                                   "local_zone": found.local_zone}
+    if listener.nacos_routes is not None:
+        nacos = listener.nacos_routes
+        data["nacos_routes"] = {
+            "address": nacos.address if isinstance(nacos.address, str) else list(nacos.address),
+            "data_id": nacos.data_id, "group": nacos.group, "namespace": nacos.namespace,
+            **({"username": nacos.username,
+                "password": nacos.password if secrets else "<redacted>"}
+               if nacos.username is not None else {})}
     return data
 
 

@@ -13,6 +13,7 @@ from mesh.config._model import (
     Cluster,
     FilterConfig,
     Listener,
+    NacosRoutes,
     Route,
     RouteMatch,
     ServiceRoutes,
@@ -35,7 +36,8 @@ from mesh.config._reading import (
     type_error,
 )
 
-__all__ = ["SERVICE_KEYS", "Context", "parse_listeners", "refuse_service_routes"]
+__all__ = ["SERVICE_KEYS", "Context", "parse_dynamic_routes", "parse_listeners",
+           "refuse_service_routes"]
 
 _OPTIONS: Mapping[str, Reader[Any]] = {
     "sniff_timeout": duration(positive=True),
@@ -53,6 +55,7 @@ _KEYS = (
     "upstream_protocol",
     "protocol_options",
     "service_routes",
+    "nacos_routes",
     *_OPTIONS,
 )
 _ROUTE_KEYS = ("name", "match", "cluster", "weighted_clusters", "timeout", "hash_key",
@@ -62,6 +65,7 @@ _ROUTE_KEYS = ("name", "match", "cluster", "weighted_clusters", "timeout", "hash
 SERVICE_KEYS: Mapping[str, tuple[str, ...]] = types.MappingProxyType({
     "consul": ("service",), "eureka": ("app", "vip_address"), "nacos": ("service",)})
 _SERVICE_ROUTES_KEYS = ("source", "config", "refresh", "lower_case", "local_zone")
+_NACOS_ROUTES_KEYS = ("address", "data_id", "group", "namespace", "username", "password")
 #: service routes match request paths: HTTP listeners only
 _PATH_PROTOCOLS = ("http1", "http2", "auto")
 
@@ -104,7 +108,18 @@ def _listener(where: Where, value: Any, context: Context) -> Listener:
         raise section.at("service_routes").error(
             f"service routes match request paths, and this listener speaks {protocol!r}",
             "use protocol http1, http2 or auto, or remove service_routes.")
-    routes = _routes(section, name, context, service_routes is not None)
+    nacos_routes = section.optional("nacos_routes", _nacos_routes)
+    if nacos_routes is not None and service_routes is not None:
+        raise section.at("nacos_routes").error(
+            "a listener takes its dynamic routes from one place, and this one has both "
+            "service_routes and nacos_routes",
+            "remove one of them, or put the Nacos routes on another listener.")
+    if nacos_routes is not None and protocol == "tcp":
+        raise section.at("nacos_routes").error(
+            "a tcp listener has one catch-all route, and nacos_routes would add more",
+            "use a protocol with routes (http1, http2, grpc...), or remove nacos_routes.")
+    dynamic = service_routes is not None or nacos_routes is not None
+    routes = _routes(section, name, context, dynamic)
     if protocol == "tcp":
         _check_tcp(section, routes)
     return Listener(
@@ -119,17 +134,18 @@ def _listener(where: Where, value: Any, context: Context) -> Listener:
         protocol_options=section.get("protocol_options", _protocol_options,
                                      types.MappingProxyType({})),
         service_routes=service_routes,
+        nacos_routes=nacos_routes,
         **section.options(_OPTIONS),
     )
 
 
 def _routes(section: Section, listener: str, context: Context,
             service_routes: bool = False) -> tuple[Route, ...]:
-    if service_routes:  # the file's routes are optional, and come first
+    if service_routes:  # (or nacos_routes) the file's routes are optional, and come first
         if section.has("cluster"):
             raise section.at("cluster").error(
                 "the cluster shorthand is a catch-all route, and it would come before every "
-                "service route, so none would ever match",
+                "dynamic (service_routes, nacos_routes) route, so none would ever match",
                 "remove cluster:, or write your own routes under routes:.")
         if not section.has("routes"):
             return ()
@@ -218,9 +234,65 @@ def _service_routes(where: Where, value: Any) -> ServiceRoutes:
     )
 
 
+def _nacos_routes(where: Where, value: Any) -> NacosRoutes:
+    section = Section(where, value, _NACOS_ROUTES_KEYS, required=("address", "data_id"))
+    address = section.data["address"]
+    if not (isinstance(address, str) and address.strip()) and not (
+            isinstance(address, list) and address and all(isinstance(a, str) for a in address)):
+        raise type_error(section.at("address"), address, "a server address",
+                         "write e.g. '127.0.0.1:8848' or 'http://nacos:8848/nacos' "
+                         "(several: comma-separated or a list).")
+    username = section.optional("username", string)
+    password = section.optional("password", string)
+    if (username is None) != (password is None):
+        raise where.error("username and password go together (Nacos auth)",
+                          "give both, or neither.")
+    return NacosRoutes(
+        address if isinstance(address, str) else tuple(address),
+        section.require("data_id", string),
+        group=section.get("group", string, "DEFAULT_GROUP"),
+        namespace=section.get("namespace", _blank_or_string, ""),
+        username=username,
+        password=password,
+    )
+
+
+def _blank_or_string(where: Where, value: Any) -> str:
+    return "" if value in ("", None) else string(where, value)
+
+
+def parse_dynamic_routes(source: str, value: Any, listener: Listener,
+                         clusters: Mapping[str, Cluster], kind: str = "dynamic"
+                         ) -> tuple[Route, ...]:
+    """The routes of a dynamic document (a list in the schema of a listener's ``routes:``) for
+    ``listener``, naming ``clusters``; ``source`` names the document in errors. An unnamed
+    route is ``<listener>/<kind>/<index>``; a name may not be one of the listener's own.
+    Raises :class:`ConfigError`."""
+    where = Where(source)
+    context = Context(clusters, None, None)
+    items = read_list(where, value, "route", allow_empty=True)
+    routes = tuple(_route(where.index(i), item, f"{listener.name}/{kind}/{i}", context)
+                   for i, item in enumerate(items))
+    check_unique(where, [route.name for route in routes], "route")
+    own = {route.name for route in listener.routes}
+    for i, route in enumerate(routes):
+        if route.name in own:
+            raise where.index(i).key("name").error(
+                f"listener {listener.name!r} already has a route named {route.name!r}",
+                "give the route another name.")
+    return routes
+
+
 def refuse_service_routes(where: Where, listeners: tuple[Listener, ...]) -> None:
-    """With an ``xds`` section, no listener may have ``service_routes``: both rewrite the config."""
+    """With an ``xds`` section, no listener may have ``service_routes`` or ``nacos_routes``:
+    both rewrite the config."""
     for i, listener in enumerate(listeners):
+        if listener.nacos_routes is not None:
+            raise where.index(i).key("nacos_routes").error(
+                "nacos_routes and the xds section would both rewrite the running config's "
+                "routes, so they cannot be used together",
+                "remove the xds section, or remove nacos_routes and have the control plane "
+                "send these routes.")
         if listener.service_routes is not None:
             raise where.index(i).key("service_routes").error(
                 "service_routes and the xds section would both rewrite the running config's "

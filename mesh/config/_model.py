@@ -28,6 +28,7 @@ __all__ = [
     "Route",
     "RouteMatch",
     "SampleUpstream",
+    "NacosRoutes",
     "ServiceRoutes",
     "StringMatch",
     "WeightedCluster",
@@ -148,6 +149,20 @@ class ServiceRoutes:
 
 
 @dataclass(frozen=True, slots=True)
+class NacosRoutes:
+    """Routes kept in a Nacos config item (``data_id`` in ``group``, tenant ``namespace``),
+    after the listener's own: fetched at start, long-polled for changes
+    (mesh/nacos_routes.py). ``address`` is checked when the poller is made."""
+
+    address: str | tuple[str, ...]
+    data_id: str
+    group: str = "DEFAULT_GROUP"
+    namespace: str = ""
+    username: str | None = None
+    password: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Listener:
     """An address the proxy accepts on, the protocol it expects and its routes."""
 
@@ -166,6 +181,8 @@ class Listener:
     protocol_options: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     #: routes and clusters made from a registry's service list, after ``routes``
     service_routes: ServiceRoutes | None = None
+    #: routes read from a Nacos config item, after ``routes``
+    nacos_routes: NacosRoutes | None = None
 
 
 @dataclass(frozen=True, slots=True)

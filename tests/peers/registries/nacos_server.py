@@ -21,16 +21,27 @@
   the number of all of them. (Nacos keeps a service whose last instance left until its
   empty-service clean-up, a minute or more later; here it goes at once.)
 
+- the config API subset of ``NacosClient`` and of rpcmesh's ``nacos_routes``: ``POST
+  /nacos/v1/cs/configs`` (``dataId``, ``group``, ``content``, ``tenant``: publish, answer
+  ``true``), ``GET`` (the content as text, 404 ``config data not exist``), ``DELETE`` (answer
+  ``true``); ``POST /nacos/v1/cs/configs/listener`` with ``Listening-Configs`` (``dataId^2group
+  ^2md5[^2tenant]^1`` per item): the items whose content MD5 differs from the one sent (an
+  absent item has the MD5 ""), URL-encoded as ``dataId^2group[^2tenant]^1``, at once or as
+  soon as one changes; none changed: an empty answer after ``Long-Pulling-Timeout`` less 0.5 s
+  (as Nacos), at most ``config_hold`` seconds (short in tests).
+
 Not there: the gRPC API of Nacos 2 clients, health-check expiry of ephemeral instances,
-protection thresholds, configuration management.
+protection thresholds, config history, beta and tag configs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
 from typing import Any
+from urllib.parse import quote_plus
 
 from tests.peers.registries._server import RegistryServer, Reply, Request, serve_main, truthy
 
@@ -46,8 +57,13 @@ def grouped(service: str, group: str | None) -> str:
 class NacosServer(RegistryServer):
     """A Nacos naming server (open API v1/v2 subset) on 127.0.0.1."""
 
-    def __init__(self, cache_millis: int = 10_000, users: dict[str, str] | None = None) -> None:
+    def __init__(self, cache_millis: int = 10_000, users: dict[str, str] | None = None,
+                 config_hold: float = 29.5) -> None:
         super().__init__()
+        #: (tenant, group, dataId) -> content
+        self.configs: dict[tuple[str, str, str], str] = {}
+        #: the longest a config listener request is held without a change (seconds)
+        self.config_hold = config_hold
         self.cache_millis = cache_millis
         self.users = users or {}
         self.tokens: set[str] = set()
@@ -103,6 +119,10 @@ class NacosServer(RegistryServer):
                 return self._service_list(params, "v1")
             if route == ("GET", "/nacos/v2/ns/service/list"):
                 return self._service_list(params, "v2")
+            if request.path == "/nacos/v1/cs/configs":
+                return self._config(request.method, params)
+            if route == ("POST", "/nacos/v1/cs/configs/listener"):
+                return self._listen(params, request.headers)
         return Reply(404, f"no such API: {request.method} {request.path}")
 
     def _login(self, params: dict[str, str]) -> Reply:
@@ -265,6 +285,62 @@ class NacosServer(RegistryServer):
             return Reply(200, {"count": len(names), "doms": page})
         return Reply(200, {"code": 0, "message": "success",
                            "data": {"count": len(names), "services": page}})
+
+    # -- config ---------------------------------------------------------------------------------
+
+    def config(self, data_id: str, group: str = DEFAULT_GROUP, tenant: str = "") -> str | None:
+        with self.cond:
+            return self.configs.get((tenant, group, data_id))
+
+    def _config(self, method: str, params: dict[str, str]) -> Reply:
+        data_id, group = params.get("dataId"), params.get("group") or DEFAULT_GROUP
+        if not data_id:
+            return Reply(400, "caused: Required parameter 'dataId' is not present;")
+        key = (params.get("tenant") or "", group, data_id)
+        if method == "GET":
+            if key not in self.configs:
+                return Reply(404, "config data not exist")
+            return Reply(200, self.configs[key])
+        if method == "POST":
+            if not params.get("content"):
+                return Reply(400, "caused: Required parameter 'content' is not present;")
+            self.configs[key] = params["content"]
+        elif method == "DELETE":
+            self.configs.pop(key, None)
+        else:
+            return Reply(405, f"no such API: {method} /nacos/v1/cs/configs")
+        self.changed()
+        return Reply(200, "true")
+
+    def _changed_configs(self, items: list[list[str]]) -> str:
+        changed = ""
+        for item in items:
+            data_id, group, digest = item[0], item[1], item[2]
+            tenant = item[3] if len(item) > 3 else ""
+            content = self.configs.get((tenant, group, data_id))
+            now = "" if content is None else hashlib.md5(content.encode()).hexdigest()
+            if now != digest:
+                changed += "\x02".join([data_id, group] + ([tenant] if tenant else [])) + "\x01"
+        return quote_plus(changed)
+
+    def _listen(self, params: dict[str, str], headers: dict[str, str]) -> Reply:
+        probe = params.get("Listening-Configs")
+        if probe is None:
+            return Reply(400, "invalid probeModify")
+        items = [line.split("\x02") for line in probe.split("\x01") if line.strip()]
+        if any(len(item) < 3 for item in items):
+            return Reply(400, "invalid probeModify")
+        try:
+            asked = max(0.0, int(headers.get("long-pulling-timeout") or 30_000) / 1000 - 0.5)
+        except ValueError:
+            asked = 29.5
+        deadline = time.monotonic() + min(asked, self.config_hold)
+        while True:
+            changed = self._changed_configs(items)
+            left = deadline - time.monotonic()
+            if changed or left <= 0 or not self.running:
+                return Reply(200, changed)
+            self.cond.wait(left)
 
 
 def _public(instance: dict[str, Any]) -> dict[str, Any]:
