@@ -47,7 +47,7 @@ from mesh.codec import (
     Trailers,
 )
 
-from ._common import Http2Common, control_event
+from ._common import Http2Common, control_event, upgraded_events
 from ._grpc import request_extensions
 from ._headers import request_fields, response_fields
 
@@ -120,10 +120,7 @@ class H2Connection(Http2Common):
         self._sid_of: dict[int, int] = {}
         self._uid_of: dict[int, int] = {}
         if upgraded_request is not None:  # h2c upgrade: the HTTP/1.1 request is stream 1
-            self._events.append(Headers(1, request_fields(upgraded_request.fields),
-                                        not upgraded_body, {"http_version": "2", "upgraded": True}))
-            if upgraded_body:  # came in HTTP/1.1, outside any HTTP/2 window: no "flow"
-                self._events.append(Data(1, upgraded_body, True))
+            self._events.extend(upgraded_events(upgraded_request, upgraded_body))
 
     # -- input ---------------------------------------------------------------
 

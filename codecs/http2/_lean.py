@@ -29,9 +29,8 @@ from mesh.codec import (
 )
 
 from . import _frames as f
-from ._common import Http2Common, control_event
+from ._common import Http2Common, control_event, upgraded_events
 from ._grpc import request_extensions
-from ._headers import request_fields
 from ._hpack import Decoder, Encoder
 from ._lean_out import LeanOutput, Stream
 
@@ -102,10 +101,7 @@ class LeanConnection(LeanOutput, Http2Common):
             stream = self._open(1, 1)
             stream.remote_done = True
             self._last_remote = 1
-            self._events.append(Headers(1, request_fields(upgraded_request.fields),
-                                        not upgraded_body, {"http_version": "2", "upgraded": True}))
-            if upgraded_body:  # came in HTTP/1.1, outside any HTTP/2 window: no "flow"
-                self._events.append(Data(1, upgraded_body, True))
+            self._events.extend(upgraded_events(upgraded_request, upgraded_body))
 
     # -- input -----------------------------------------------------------------
 
