@@ -92,6 +92,25 @@ def _welcome(config: Config) -> None:
     print("\n".join(lines), file=sys.stderr, flush=True)
 
 
+def _check_sources(config: Config, registry: Registry) -> str | None:
+    """Discovery settings, checked by their own plugin as at start-up (no registry is asked)."""
+    for i, cluster in enumerate(config.clusters):
+        spec = cluster.discovery
+        if spec is None:
+            continue
+        plugin = registry.discovery.get(spec.source)
+        if plugin is None:
+            known = ", ".join(sorted(registry.discovery)) or "none"
+            return (f"clusters[{i}].discovery.source: no discovery source named {spec.source!r} "
+                    f"is installed. Fix: use one of: {known}.")
+        try:
+            plugin.obj(spec.config)
+        except (ValueError, TypeError) as exc:
+            return (f"clusters[{i}].discovery.config ({spec.source}): {exc}. Fix: see "
+                    "docs/discovery.md for its settings.")
+    return None
+
+
 def _plugins(registry: Registry) -> int:
     print("codecs (mesh.codecs):")
     for name, plugin in sorted(registry.codecs.items()):
@@ -118,6 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _plugins(registry)
         if args.command == "validate":
             config = load(args.config, known_protocols=known, known_filters=set(registry.filters))
+            problem = _check_sources(config, registry)
+            if problem:
+                print(f"mesh: {args.config}: {problem}", file=sys.stderr)
+                return 2
             print(f"{args.config}: OK ({len(config.listeners)} listeners, "
                   f"{len(config.clusters)} clusters)")
             return 0
