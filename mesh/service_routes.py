@@ -163,7 +163,8 @@ class _Watch:
 class ServiceRouteLocator:
     """Keeps the service routes of a runtime's listeners in step with their registries.
 
-    ``apply`` swaps a whole config in (``ProxyRuntime.apply``); ``sources`` are the installed
+    ``apply`` swaps a whole config in (``ProxyRuntime.apply``, or the ``reload`` of the next
+    dynamic part, e.g. mesh/nacos_routes.py's, which adds its own); ``sources`` are the installed
     discovery sources, to check the generated clusters' settings when the locator is made.
     Raises ``ValueError`` naming the listener when a ``service_routes`` setting is refused.
     """
