@@ -108,6 +108,15 @@ def _check_sources(config: Config, registry: Registry) -> str | None:
         except (ValueError, TypeError) as exc:
             return (f"clusters[{i}].discovery.config ({spec.source}): {exc}. Fix: see "
                     "docs/discovery.md for its settings.")
+    for i, listener in enumerate(config.listeners):
+        if listener.nacos_routes is not None:
+            from mesh.nacos_routes import NacosConfigClient
+
+            try:
+                NacosConfigClient(listener.nacos_routes)
+            except ValueError as exc:
+                return (f"listeners[{i}].nacos_routes.address: {exc}. Fix: write it as "
+                        "host:port[,host:port...].")
     return None
 
 

@@ -27,3 +27,13 @@ def test_validate_builds_discovery_sources(tmp_path: Path, capsys: pytest.Captur
     if not ok:
         err = capsys.readouterr().err
         assert str(path) in err and message in err and "Fix:" in err
+
+
+def test_validate_checks_the_nacos_routes_address(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "gateway.yaml"
+    path.write_text('listeners: [{name: g, address: "127.0.0.1:1", protocol: http1, '
+                    'routes: [{cluster: c}], nacos_routes: {address: "x::y", data_id: r.yaml}}]\n'
+                    'clusters: [{name: c, endpoints: ["127.0.0.1:2"]}]\n')
+    assert main(["validate", str(path)]) == 2
+    assert "listeners[0].nacos_routes.address" in capsys.readouterr().err
