@@ -2,7 +2,7 @@
 
 Requests are read and forwarded without waiting for earlier replies; replies
 arrive from the shared upstream connections' reader tasks through
-:class:`_InFlight` sinks. No task per request: one reader (this session's
+:class:`InFlight` sinks. No task per request: one reader (this session's
 loop), one writer and one timer task per downstream connection. The way back
 to the client (reply order for PIPELINE codecs, coalesced writes) is
 mesh/proxy/replies.py.
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 import trio
 
-from mesh.cluster import PingPongPool, UpstreamEndpoint, UpstreamError
+from mesh.cluster import UpstreamEndpoint, UpstreamError
 from mesh.cluster.shared import SharedConnection, SharedPool
 from mesh.codec import (
     CLOSED,
@@ -26,7 +26,6 @@ from mesh.codec import (
     PAUSED,
     Codec,
     CodecConnection,
-    Data,
     Event,
     Headers,
     PoolMode,
@@ -38,11 +37,12 @@ from mesh.codec import (
 from mesh.net.connection import RECV_SIZE, Connection, ConnectionBroken
 from mesh.net.flush import end_of_batch, in_flight
 from mesh.net.reaper import TICK
-from mesh.proxy.bridge import PingPongBridge, release_credit
 from mesh.proxy.dedicated import DedicatedLinks
 from mesh.proxy.fanout import Fanout, FanoutJob
+from mesh.proxy.inflight import InFlight
 from mesh.proxy.replies import ReplyWriter
 from mesh.proxy.routing import route_exchange
+from mesh.proxy.streams import StreamEvents, refused
 from mesh.stream import Exchange
 
 if TYPE_CHECKING:
@@ -54,57 +54,12 @@ log = structlog.get_logger("mesh.proxy")
 
 _HIGH_WATER = 1024 * 1024
 _INTERNAL_ERROR = 2  # HTTP/2 RST_STREAM code for an exchange that failed mid-reply
-_REFUSED_STREAM = 7  # HTTP/2: the upstream did not process the request; safe to send again
 #: How long a client that stopped sending still waits for replies owed to it
 #: (exchanges without a route timeout could otherwise hold the connection forever).
 _SETTLE_LIMIT = 60.0
 
 
-class _InFlight:
-    """One exchange between request and last reply event; the upstream's sink."""
-
-    __slots__ = ("session", "exchange", "downstream_id", "shared", "uid", "done", "held",
-                 "deadline", "fanout")
-
-    def __init__(self, session: MultiplexSession, exchange: Exchange) -> None:
-        self.session = session
-        self.exchange = exchange
-        self.downstream_id = exchange.request.stream_id
-        self.shared: SharedConnection | PingPongBridge | None = None
-        self.uid = 0
-        self.done = False
-        self.held: list[Event] = []  # replies waiting for their turn (PIPELINE)
-        self.deadline = 0.0  # monotonic time of the route timeout; 0 for none
-        self.fanout: FanoutJob | None = None  # split across endpoints (Redis MGET...)
-
-    def on_event(self, event: Event) -> None:
-        event.stream_id = self.downstream_id
-        self.session._reply(self, event)
-
-    def on_failure(self, status: Status, reason: str) -> None:
-        self.session._fail(self, status, reason)
-
-    def on_merged(self, events: list[Event]) -> None:
-        for event in events:
-            self.session._reply(self, event)
-
-
-class _Credit:
-    """``extensions["consumed"]`` of a Data event from a flow-controlled client (HTTP/2):
-    the client's window reopens by what the upstream side took."""
-
-    __slots__ = ("session", "stream_id")
-
-    def __init__(self, session: MultiplexSession, stream_id: int) -> None:
-        self.session = session
-        self.stream_id = stream_id
-
-    def __call__(self, size: int) -> None:
-        if size:
-            self.session._acknowledge_data(self.stream_id, size)
-
-
-class MultiplexSession:
+class MultiplexSession(StreamEvents):
     def __init__(self, runtime: ListenerRuntime, conn: Connection, codec: Codec,
                  cc: CodecConnection | None = None) -> None:
         self.lr = runtime
@@ -121,7 +76,7 @@ class MultiplexSession:
         self._local_answer = getattr(self.cc, "local_answer", None)
         #: optional codec hook: requests split across shards (Redis MGET, MSET, DEL...)
         self._fan_out = getattr(self.cc, "fan_out", None)
-        self.active: dict[int, _InFlight] = {}
+        self.active: dict[int, InFlight] = {}
         self.out = ReplyWriter(conn, self.cc, codec.pool_mode is PoolMode.PIPELINE)
         self._wake_timer = trio.Event()
         self._settled = trio.Event()
@@ -202,40 +157,6 @@ class MultiplexSession:
                 continue
             self._follow_up(event)
 
-    def _follow_up(self, event: Event) -> None:
-        """A request's later event (body, trailers, reset): on to its upstream, or dropped."""
-        inflight = self.active.get(event.stream_id)
-        shared = inflight.shared if inflight is not None else None
-        if type(event) is Data and self._acknowledge is not None:
-            size = event.extensions.get("flow", 0)
-            if shared is None:
-                self._acknowledge_data(event.stream_id, size)  # dropped: credit it now
-            elif size:
-                event.extensions["consumed"] = _Credit(self, event.stream_id)
-        if shared is None or inflight is None:
-            return
-        if type(event) is Reset:
-            self._client_reset(inflight, event)
-            return
-        event.stream_id = inflight.uid
-        shared.write(event)
-        if type(event) is Data and not getattr(shared, "flow_controlled", False):
-            release_credit(event)
-
-    def _acknowledge_data(self, stream_id: int, size: int) -> None:
-        assert self._acknowledge is not None
-        if size and not self.conn.closed:
-            self.out.write_raw(self._acknowledge(stream_id, size))
-
-    def _client_reset(self, inflight: _InFlight, event: Reset) -> None:
-        """The client cancelled one exchange (RST_STREAM): cancel it upstream too."""
-        shared = inflight.shared
-        assert shared is not None
-        if not inflight.done:
-            shared.abandon(inflight.uid)  # an HTTP/2 upstream gets RST_STREAM(CANCEL)
-            inflight.exchange.upstream_failure = "client reset the stream"
-            self._finish(inflight)
-
     async def _settle(self) -> None:
         """Wait until every exchange in flight has been answered (each has a deadline)."""
         while self.active and not self.conn.closed:
@@ -255,7 +176,7 @@ class MultiplexSession:
         self.deadline = 0.0  # busy: never idle-expired while exchanges run
         exchange = Exchange(lr.name, self.conn.peer, request, self.codec.request_keys(request),
                             time.monotonic())
-        inflight = _InFlight(self, exchange)
+        inflight = InFlight(self, exchange)
         self.active[inflight.downstream_id] = inflight
         in_flight[0] += 1
         self.out.track(inflight)
@@ -276,7 +197,7 @@ class MultiplexSession:
         self._local_reply(inflight, status)
         return None
 
-    def _forward(self, inflight: _InFlight) -> Coroutine[Any, Any, None] | None:
+    def _forward(self, inflight: InFlight) -> Coroutine[Any, Any, None] | None:
         exchange = inflight.exchange
         cluster, route = exchange.cluster, exchange.route
         assert cluster is not None and route is not None
@@ -302,7 +223,7 @@ class MultiplexSession:
         self._submit(inflight, shared)
         return None
 
-    def _submit(self, inflight: _InFlight, shared: SharedConnection) -> None:
+    def _submit(self, inflight: InFlight, shared: SharedConnection) -> None:
         exchange = inflight.exchange
         assert exchange.endpoint is not None and exchange.route is not None
         exchange.endpoint.active_requests += 1
@@ -313,7 +234,7 @@ class MultiplexSession:
         inflight.uid = shared.submit(exchange.request, inflight)
         self._set_deadline(inflight)
 
-    def _set_deadline(self, inflight: _InFlight) -> None:
+    def _set_deadline(self, inflight: InFlight) -> None:
         """The route timeout, or the client's own deadline (gRPC ``grpc-timeout``) if sooner."""
         exchange = inflight.exchange
         assert exchange.route is not None
@@ -325,19 +246,7 @@ class MultiplexSession:
             inflight.deadline = time.monotonic() + timeout
             self._wake_timer.set()
 
-    def _bridge(self, inflight: _InFlight, pool: PingPongPool) -> None:
-        """An exchange to a one-at-a-time upstream (HTTP/2 client, HTTP/1.1 server)."""
-        exchange = inflight.exchange
-        cluster, route = exchange.cluster, exchange.route
-        assert cluster is not None and route is not None and self._nursery is not None
-        endpoint = exchange.endpoint = cluster.pick(exchange.keys, exchange.source_ip,
-                                                    route.hash_key)
-        endpoint.active_requests += 1
-        bridge = inflight.shared = PingPongBridge(inflight, exchange.request, pool, endpoint)
-        self._set_deadline(inflight)
-        self._nursery.start_soon(bridge.run)
-
-    async def _forward_dedicated(self, inflight: _InFlight, codec: Codec,
+    async def _forward_dedicated(self, inflight: InFlight, codec: Codec,
                                  endpoint: UpstreamEndpoint) -> None:
         """A request that may hold its connection (Redis BLPOP): the client's own connection."""
         cluster = inflight.exchange.cluster
@@ -348,7 +257,7 @@ class MultiplexSession:
         except UpstreamError as exc:
             self._upstream_failed(inflight, exc)
 
-    async def _connect_and_submit(self, inflight: _InFlight, pool: SharedPool,
+    async def _connect_and_submit(self, inflight: InFlight, pool: SharedPool,
                                   endpoint: UpstreamEndpoint) -> None:
         try:
             shared = await pool.acquire(endpoint)
@@ -358,7 +267,7 @@ class MultiplexSession:
         if not inflight.done:  # the client may have gone meanwhile
             self._submit(inflight, shared)
 
-    async def _forward_split(self, inflight: _InFlight, fanout: Fanout, pool: SharedPool) -> None:
+    async def _forward_split(self, inflight: InFlight, fanout: Fanout, pool: SharedPool) -> None:
         job = inflight.fanout = FanoutJob(fanout, inflight.on_merged, inflight.on_failure)
         route = inflight.exchange.route
         if route is not None and route.timeout:
@@ -369,12 +278,12 @@ class MultiplexSession:
         except UpstreamError as exc:
             self._upstream_failed(inflight, exc)
 
-    def _upstream_failed(self, inflight: _InFlight, exc: UpstreamError) -> None:
+    def _upstream_failed(self, inflight: InFlight, exc: UpstreamError) -> None:
         if not inflight.done:
             inflight.exchange.upstream_failure = exc.reason
             self._local_reply(inflight, exc.status)
 
-    def _forward_oneway(self, inflight: _InFlight, shared: SharedConnection) -> None:
+    def _forward_oneway(self, inflight: InFlight, shared: SharedConnection) -> None:
         """A request that gets no reply (``extensions["oneway"]``, Thrift oneway calls).
 
         Written upstream under a fresh id and finished at once: no pending sink on
@@ -384,7 +293,7 @@ class MultiplexSession:
         self._finish(inflight)
         self.out.emit(inflight, [])
 
-    def _reply(self, inflight: _InFlight, event: Event) -> None:
+    def _reply(self, inflight: InFlight, event: Event) -> None:
         if inflight.done:
             return
         exchange = inflight.exchange
@@ -393,7 +302,7 @@ class MultiplexSession:
             for hook in self.lr.filters.response:
                 hook(exchange)
         elif isinstance(event, Reset):
-            if exchange.response is None and _refused(event) and self._retry(inflight):
+            if exchange.response is None and refused(event) and self._retry(inflight):
                 return
             self._fail(inflight, Status.UNAVAILABLE,
                        f"upstream reset the stream (HTTP/2 error {event.error_code})")
@@ -404,26 +313,7 @@ class MultiplexSession:
                 exchange.endpoint.record_success()
         self.out.emit(inflight, [event])
 
-    def _retry(self, inflight: _InFlight) -> bool:
-        """Send again a request the upstream refused unprocessed (HTTP/2 REFUSED_STREAM,
-        or above a GOAWAY's last stream id: RFC 9113 8.7), once, if it had no body."""
-        exchange = inflight.exchange
-        if exchange.request.extensions.get("retried") or not exchange.request.end_stream:
-            return False
-        exchange.request.extensions["retried"] = True
-        if exchange.endpoint is not None:
-            exchange.endpoint.active_requests -= 1
-        inflight.shared = None
-        try:
-            waiting = self._forward(inflight)
-        except UpstreamError as exc:
-            self._upstream_failed(inflight, exc)
-            return True
-        if waiting is not None and self._nursery is not None:
-            self._nursery.start_soon(_run, waiting)
-        return True
-
-    def _fail(self, inflight: _InFlight, status: Status, reason: str) -> None:
+    def _fail(self, inflight: InFlight, status: Status, reason: str) -> None:
         if inflight.done:
             return
         inflight.exchange.upstream_failure = reason
@@ -438,7 +328,7 @@ class MultiplexSession:
             return
         self._local_reply(inflight, status)
 
-    def _local_reply(self, inflight: _InFlight, status: Status) -> None:
+    def _local_reply(self, inflight: InFlight, status: Status) -> None:
         exchange = inflight.exchange
         exchange.local_status = status
         if exchange.request.extensions.get("oneway"):  # no reply can carry the error
@@ -451,7 +341,7 @@ class MultiplexSession:
         self._finish(inflight)
         self.out.emit(inflight, events)
 
-    def _finish(self, inflight: _InFlight) -> None:
+    def _finish(self, inflight: InFlight) -> None:
         inflight.done = True
         in_flight[0] -= 1
         self.active.pop(inflight.downstream_id, None)
@@ -481,7 +371,7 @@ class MultiplexSession:
                 self._expire(inflight)
             end_of_batch()
 
-    def _expire(self, inflight: _InFlight) -> None:
+    def _expire(self, inflight: InFlight) -> None:
         if inflight.done or inflight.exchange.response is not None:
             return
         route = inflight.exchange.route
@@ -508,10 +398,3 @@ class MultiplexSession:
                 self.lr.finish(exchange)
         self.active.clear()
 
-
-def _refused(event: Reset) -> bool:
-    return event.error_code == _REFUSED_STREAM or bool(event.extensions.get("refused"))
-
-
-async def _run(waiting: Coroutine[Any, Any, None]) -> None:
-    await waiting

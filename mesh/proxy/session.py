@@ -34,6 +34,7 @@ from mesh.codec import (
 )
 from mesh.net.connection import Connection, ConnectionBroken
 from mesh.net.relay import relay
+from mesh.proxy.h2c import is_h2c, upgrade_to_h2
 from mesh.proxy.routing import route_exchange
 from mesh.proxy.to_shared import SharedExchange
 from mesh.stream import Exchange
@@ -49,8 +50,7 @@ log = structlog.get_logger("mesh.proxy")
 #: is streamed with backpressure instead of being collected whole.
 _HIGH_WATER = 256 * 1024
 _MONOTONIC = time.monotonic
-#: The largest request body taken along into an h2c upgrade (it is held whole).
-_MAX_UPGRADE_BODY = 1024 * 1024
+
 
 
 class ClientGone(Exception):
@@ -142,70 +142,14 @@ class DownstreamSession:
                 if cc.is_heartbeat(event):
                     self._write_events(cc.heartbeat_reply(event))
                     continue
-                if event.extensions.get("upgrade") is not None and self._h2c(event):
-                    await self._upgrade_to_h2(event)
+                if event.extensions.get("upgrade") is not None and is_h2c(self.lr, event):
+                    await upgrade_to_h2(self, event)
                     return
                 await self._exchange(event)
                 if self._close_after or cc.should_close:
                     await conn.flush()
                     return
             # Data/Trailers of a request already answered locally are dropped.
-
-    def _h2c(self, request: Headers) -> bool:
-        """``Upgrade: h2c`` (RFC 7540 3.2), with an http2 codec installed here."""
-        upgrade = request.extensions["upgrade"]
-        return (isinstance(upgrade, bytes) and upgrade.lower() == b"h2c"
-                and hasattr(self.lr.codecs.get("http2"), "upgraded_connection"))
-
-    async def _upgrade_to_h2(self, request: Headers) -> None:
-        """Answer 101 and go on as HTTP/2: the request becomes stream 1 of the new session.
-
-        A request body comes whole in HTTP/1.1 before the client's HTTP/2 preface (RFC 7540
-        3.2); it is read first (Content-Length only, up to _MAX_UPGRADE_BODY) and handed
-        on as stream 1's data.
-        """
-        from mesh.proxy.multiplex import MultiplexSession
-
-        fields = dict(request.fields)
-        if b"transfer-encoding" in fields or int(fields.get(b"content-length", 0) or 0) > \
-                _MAX_UPGRADE_BODY:
-            exchange = Exchange(self.lr.name, self.conn.peer, request,
-                                self.codec.request_keys(request), _MONOTONIC())
-            exchange.upstream_failure = ("an Upgrade: h2c request needs a Content-Length body "
-                                         f"of at most {_MAX_UPGRADE_BODY} bytes")
-            self._local_reply(exchange, Status.BAD_REQUEST)
-            self._close_after = True
-            await self.conn.flush()
-            return
-        length = int(fields.get(b"content-length", 0) or 0)
-        early = bytearray(getattr(self.cc, "trailing_data", b""))
-        if length and request.extensions.get("expect_continue") and len(early) < length:
-            self._write_events([Headers(request.stream_id, [(b":status", b"100")], False,
-                                        {"informational": True})])
-            await self.conn.flush()
-        while len(early) < length:
-            self._idle_deadline()
-            data = await self.conn.recv()
-            if not data:
-                raise ClientGone("client closed inside an h2c upgrade body")
-            early += data
-        codec = self.lr.codecs["http2"]
-        try:
-            cc = codec.upgraded_connection(  # type: ignore[attr-defined]
-                self.lr.options, fields.get(b"http2-settings"), request, bytes(early[:length]))
-        except RemoteProtocolError as exc:  # a malformed HTTP2-Settings: answered in HTTP/1.1
-            exchange = Exchange(self.lr.name, self.conn.peer, request,
-                                self.codec.request_keys(request), _MONOTONIC())
-            exchange.upstream_failure = str(exc)
-            self._local_reply(exchange, Status.BAD_REQUEST)
-            self._close_after = True
-            await self.conn.flush()
-            return
-        self._write_events([Headers(request.stream_id, [(b":status", b"101")], False,
-                                    {"informational": True})])
-        await self.conn.flush()
-        self.deadline = 0.0  # the HTTP/2 session keeps its own idle time
-        await MultiplexSession(self.lr, self.conn, codec, cc).run(bytes(early[length:]))
 
     async def _refuse(self, exc: RemoteProtocolError) -> None:
         self.lr.stats.failures += 1
