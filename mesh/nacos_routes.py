@@ -38,6 +38,7 @@ from mesh.config._listeners import parse_dynamic_routes
 from mesh.config._load import _decode
 from mesh.config._model import NacosRoutes, Route
 from mesh.discovery._http import MAX_RETRY, Backoff, HttpError, Response, Servers, parse_servers
+from mesh.listener_watches import ListenerWatches
 
 __all__ = ["NacosConfigClient", "NacosRouteLocator", "md5", "parse_routes"]
 
@@ -166,7 +167,7 @@ class _Watch:
         self.scope = trio.CancelScope()
 
 
-class NacosRouteLocator:
+class NacosRouteLocator(ListenerWatches[_Watch]):
     """Keeps the ``nacos_routes`` of a config's listeners in step with their Nacos items.
 
     ``apply`` takes the whole config (``ProxyRuntime.apply``, or the next dynamic part's
@@ -176,11 +177,8 @@ class NacosRouteLocator:
     def __init__(self, config: Config, apply: Callable[[Config], None],
                  client: Callable[[NacosRoutes], NacosConfigClient] = NacosConfigClient,
                  retry: float = 1.0) -> None:
-        self._apply, self._client, self.retry = apply, client, retry
-        #: the config handed in last (the file's, or with the parts before this one)
-        self.file = config
-        self.watches = self._watches(config, {})
-        self._nursery: trio.Nursery | None = None
+        self._client, self.retry = client, retry
+        super().__init__(config, apply)
 
     def _watches(self, config: Config, current: Mapping[str, _Watch]) -> dict[str, _Watch]:
         watches: dict[str, _Watch] = {}
@@ -214,39 +212,6 @@ class NacosRouteLocator:
             config, source=f"{config.source} + nacos routes",
             listeners=tuple(dataclasses.replace(lc, routes=lc.routes + extra[lc.name])
                             if lc.name in extra else lc for lc in config.listeners))
-
-    def reload(self, config: Config) -> None:
-        """Hand on ``config`` with the Nacos routes read so far; a listener whose
-        ``nacos_routes`` changed reads its item again. Raises (changing nothing) as ``apply``
-        does, or ``ValueError`` for a refused setting or routes that no longer fit."""
-        watches = self._watches(config, self.watches)
-        self._apply(self.expand(config, watches))
-        for name, watch in self.watches.items():
-            if watches.get(name) is not watch:
-                watch.scope.cancel()
-        fresh = [watch for name, watch in watches.items() if self.watches.get(name) is not watch]
-        self.file, self.watches = config, watches
-        if self._nursery is not None:
-            for watch in fresh:
-                self._start(watch)
-
-    # -- running --------------------------------------------------------------------------------
-
-    async def run(self) -> None:
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            for watch in self.watches.values():
-                self._start(watch)
-            await trio.sleep_forever()
-
-    def _start(self, watch: _Watch) -> None:
-        assert self._nursery is not None
-
-        async def follow() -> None:
-            with watch.scope:
-                await self._follow(watch)
-
-        self._nursery.start_soon(follow)
 
     async def _follow(self, watch: _Watch) -> None:
         backoff = Backoff(self.retry, MAX_RETRY)

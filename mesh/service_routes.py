@@ -42,6 +42,7 @@ from mesh.config._model import ServiceRoutes
 from mesh.config._values import format_address
 from mesh.discovery._http import MAX_RETRY, Backoff
 from mesh.discovery.catalog import Catalog, Skip, open_catalog
+from mesh.listener_watches import ListenerWatches
 
 __all__ = ["ServiceRouteLocator", "expand", "generate"]
 
@@ -160,7 +161,7 @@ class _Watch:
                     entry=key[0], error=reason, action="skipped")
 
 
-class ServiceRouteLocator:
+class ServiceRouteLocator(ListenerWatches[_Watch]):
     """Keeps the service routes of a runtime's listeners in step with their registries.
 
     ``apply`` swaps a whole config in (``ProxyRuntime.apply``, or the ``reload`` of the next
@@ -171,12 +172,8 @@ class ServiceRouteLocator:
 
     def __init__(self, config: Config, apply: Callable[[Config], None],
                  sources: Mapping[str, SourceFactory] | None = None) -> None:
-        self._apply = apply
         self.sources = sources
-        #: the config as its file has it (without service routes)
-        self.file = config
-        self.watches = self._watches(config, {})
-        self._nursery: trio.Nursery | None = None
+        super().__init__(config, apply)
 
     # -- settings -------------------------------------------------------------------------------
 
@@ -221,23 +218,6 @@ class ServiceRouteLocator:
         return expand(config, services, lambda name: watches[name].skip)
 
     # -- running --------------------------------------------------------------------------------
-
-    async def run(self) -> None:
-        """Follows every listener's registry until cancelled."""
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            for watch in self.watches.values():
-                self._start(watch)
-            await trio.sleep_forever()
-
-    def _start(self, watch: _Watch) -> None:
-        assert self._nursery is not None
-
-        async def follow() -> None:
-            with watch.scope:
-                await self._follow(watch)
-
-        self._nursery.start_soon(follow)
 
     async def _follow(self, watch: _Watch) -> None:
         refresh = watch.settings.refresh
@@ -291,20 +271,3 @@ class ServiceRouteLocator:
         log.info("service_routes", listener=watch.listener, registry=watch.catalog.label,
                  services=len(services), added=sorted(set(services) - before),
                  removed=sorted(before - set(services)))
-
-    def reload(self, config: Config) -> None:
-        """Swap in ``config`` read again from its file, with the service routes listed so far.
-
-        Raises (and changes nothing) as ``apply`` does, or ``ValueError`` for a refused
-        ``service_routes`` setting.
-        """
-        watches = self._watches(config, self.watches)
-        self._apply(self.expand(config, watches))
-        for name, watch in self.watches.items():
-            if watches.get(name) is not watch:
-                watch.scope.cancel()
-        fresh = [watch for name, watch in watches.items() if self.watches.get(name) is not watch]
-        self.file, self.watches = config, watches
-        if self._nursery is not None:
-            for watch in fresh:
-                self._start(watch)
