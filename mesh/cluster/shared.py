@@ -39,7 +39,7 @@ from mesh.codec import (
     Status,
 )
 from mesh.net.connection import RECV_SIZE, Connection, ConnectionBroken
-from mesh.net.credits import OutputCredits
+from mesh.net.credits import Credit, OutputCredits
 from mesh.net.flush import end_of_batch, mark_dirty
 
 __all__ = ["ResponseSink", "SharedConnection", "SharedPool"]
@@ -199,7 +199,7 @@ class SharedConnection:
         if not delivered:
             self.acknowledge(event.stream_id, size)  # dropped: credit it now
         elif size:
-            event.extensions["consumed"] = _Credit(self, event.stream_id)
+            event.extensions["consumed"] = Credit(self, event.stream_id)
 
     def acknowledge(self, uid: int, size: int) -> None:
         assert self._acknowledge is not None
@@ -217,20 +217,6 @@ class SharedConnection:
         for sink in pending.values():
             sink.on_failure(Status.UNAVAILABLE, f"upstream {self.endpoint.address}: {reason}")
         end_of_batch()  # the local replies just made for those exchanges
-
-
-class _Credit:
-    """``extensions["consumed"]`` of a Data event read from a flow-controlled upstream."""
-
-    __slots__ = ("shared", "uid")
-
-    def __init__(self, shared: SharedConnection, uid: int) -> None:
-        self.shared = shared
-        self.uid = uid
-
-    def __call__(self, size: int) -> None:
-        if size:
-            self.shared.acknowledge(self.uid, size)
 
 
 class SharedPool:

@@ -11,14 +11,36 @@ handed back only once the kernel has taken the backlog.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 from mesh.codec import Data
 from mesh.net.connection import Connection
 
-__all__ = ["HIGH_WATER", "OutputCredits"]
+__all__ = ["HIGH_WATER", "Credit", "Creditor", "OutputCredits"]
 
 #: Queued output above which credit is held back.
 HIGH_WATER = 256 * 1024
+
+
+class Creditor(Protocol):
+    """Whoever hands a flow-controlled peer its window back (a session, a shared connection)."""
+
+    def acknowledge(self, stream_id: int, size: int) -> None: ...
+
+
+class Credit:
+    """``extensions["consumed"]`` of a Data event read from a flow-controlled peer: the
+    peer's window for that stream reopens by what the other side took."""
+
+    __slots__ = ("creditor", "stream_id")
+
+    def __init__(self, creditor: Creditor, stream_id: int) -> None:
+        self.creditor = creditor
+        self.stream_id = stream_id
+
+    def __call__(self, size: int) -> None:
+        if size:
+            self.creditor.acknowledge(self.stream_id, size)
 
 
 class OutputCredits:

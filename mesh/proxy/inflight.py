@@ -12,9 +12,8 @@ if TYPE_CHECKING:
     from mesh.proxy.bridge import PingPongBridge
     from mesh.proxy.fanout import FanoutJob
     from mesh.proxy.multiplex import MultiplexSession
-    from mesh.proxy.streams import StreamEvents
 
-__all__ = ["Credit", "InFlight"]
+__all__ = ["InFlight"]
 
 
 class InFlight:
@@ -44,18 +43,3 @@ class InFlight:
     def on_merged(self, events: list[Event]) -> None:
         for event in events:
             self.session._reply(self, event)
-
-
-class Credit:
-    """``extensions["consumed"]`` of a Data event from a flow-controlled client (HTTP/2):
-    the client's window reopens by what the upstream side took."""
-
-    __slots__ = ("session", "stream_id")
-
-    def __init__(self, session: StreamEvents, stream_id: int) -> None:
-        self.session = session
-        self.stream_id = stream_id
-
-    def __call__(self, size: int) -> None:
-        if size:
-            self.session._acknowledge_data(self.stream_id, size)

@@ -16,8 +16,9 @@ import trio
 from mesh.cluster import PingPongPool, UpstreamError
 from mesh.codec import Buffers, Data, Event, Reset
 from mesh.net.connection import Connection
+from mesh.net.credits import Credit
 from mesh.proxy.bridge import PingPongBridge, release_credit
-from mesh.proxy.inflight import Credit, InFlight
+from mesh.proxy.inflight import InFlight
 from mesh.proxy.replies import ReplyWriter
 
 __all__ = ["StreamEvents", "refused"]
@@ -63,7 +64,7 @@ class StreamEvents:
         if type(event) is Data and self._acknowledge is not None:
             size = event.extensions.get("flow", 0)
             if shared is None:
-                self._acknowledge_data(event.stream_id, size)  # dropped: credit it now
+                self.acknowledge(event.stream_id, size)  # dropped: credit it now
             elif size:
                 event.extensions["consumed"] = Credit(self, event.stream_id)
         if shared is None or inflight is None:
@@ -76,7 +77,8 @@ class StreamEvents:
         if type(event) is Data and not getattr(shared, "flow_controlled", False):
             release_credit(event)
 
-    def _acknowledge_data(self, stream_id: int, size: int) -> None:
+    def acknowledge(self, stream_id: int, size: int) -> None:
+        """Credit the client's window for ``size`` bytes of ``stream_id`` it sent (Creditor)."""
         assert self._acknowledge is not None
         if size and not self.conn.closed:
             self.out.write_raw(self._acknowledge(stream_id, size))
