@@ -18,6 +18,7 @@ from mesh.nacos_routes import NacosRouteLocator
 from mesh.net.connection import Connection
 from mesh.net.flush import run_flusher
 from mesh.net.listener import bind, serve
+from mesh.net.poller import run_poller
 from mesh.net.reaper import DeadlineReaper
 from mesh.proxy.filters import FilterChain, compile_chain
 from mesh.proxy.listener import ListenerRuntime
@@ -154,6 +155,7 @@ class ProxyRuntime:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                nursery.start_soon(run_poller)
                 for cluster in self.clusters.values():
                     cluster.nursery = nursery
                 for name, slot in self._slots.items():

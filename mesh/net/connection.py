@@ -19,6 +19,7 @@ from collections.abc import Iterable
 import trio
 
 from mesh.codec import Buffers
+from mesh.net import poller
 
 __all__ = ["Connection", "ConnectionBroken", "connect", "RECV_SIZE"]
 
@@ -30,8 +31,8 @@ _IOV_MAX = 512
 #: Queued output up to this size is joined and sent with send() instead of sendmsg().
 _JOIN_BELOW = 64 * 1024
 
-_wait_readable = trio.lowlevel.wait_readable
-_wait_writable = trio.lowlevel.wait_writable
+_wait_readable = poller.wait_readable
+_wait_writable = poller.wait_writable
 
 
 class ConnectionBroken(Exception):
@@ -182,8 +183,9 @@ class Connection:
             self.closed = True
             self._out.clear()
             self._out_size = 0
+            # wake any task of ours still waiting on this socket
+            poller.forget(self.sock)
             try:
-                # wake any task of ours still waiting on this socket
                 trio.lowlevel.notify_closing(self.sock)
             except RuntimeError:
                 pass  # outside a trio run (tests, shutdown)

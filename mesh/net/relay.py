@@ -7,6 +7,7 @@ import time
 
 import trio
 
+from mesh.net import poller
 from mesh.net.connection import Connection, ConnectionBroken
 from mesh.net.reaper import DeadlineReaper
 
@@ -88,7 +89,7 @@ async def _recv_into(conn: Connection, buf: bytearray) -> int:
             return sock.recv_into(buf)
         except BlockingIOError:
             try:
-                await trio.lowlevel.wait_readable(sock)
+                await poller.wait_readable(sock)
             except trio.ClosedResourceError:
                 raise ConnectionBroken("closed while waiting to read") from None
         except OSError as exc:

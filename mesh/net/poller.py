@@ -1,0 +1,186 @@
+"""Socket readiness for the data path: one edge-triggered epoll shared by every connection.
+
+trio's own ``wait_readable``/``wait_writable`` re-arm the socket with ``EPOLLONESHOT``: an
+``epoll_ctl`` syscall and a pass through trio's registration bookkeeping on every wait, which
+was about a third of a trio proxy's CPU here (shared/BENCH.md). This poller registers a socket
+once, edge-triggered for both directions, the way Go's netpoller does, and keeps per-socket
+"an edge arrived while nobody waited" flags; a wait is then a dict entry and a task park, and
+one poller task turns every ready socket of a loop turn into ``trio.lowlevel.reschedule`` calls.
+
+The poller task waits on the epoll descriptor itself through trio (one re-arm per idle turn,
+not per socket). While sockets keep turning ready it polls again after each scheduler batch
+instead of sleeping.
+
+Without a running poller task (codecs and pools used outside the runtime, in tests), the waits
+fall back to trio's own.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+
+import outcome
+import trio
+from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_rescheduled
+
+__all__ = ["forget", "run_poller", "wait_readable", "wait_writable"]
+
+_IN = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
+_OUT = select.EPOLLOUT | select.EPOLLHUP | select.EPOLLERR
+_MASK = select.EPOLLIN | select.EPOLLOUT | select.EPOLLRDHUP | select.EPOLLET
+#: events taken per poll; more stay in the kernel's ready list for the next turn
+_MAX_EVENTS = 1024
+#: a poll returning at least this many ready sockets means load: poll again next turn
+_BUSY = 4
+
+
+class _Watch:
+    """What the poller knows about one registered socket."""
+
+    __slots__ = ("sock", "reader", "writer", "readable", "writable")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reader: Task | None = None
+        self.writer: Task | None = None
+        # An edge seen while no task waited: the next wait returns at once. A stale flag
+        # costs one failing syscall by the caller, never a missed wake-up. Registering
+        # reports a socket that is ready already, so both start unset.
+        self.readable = False
+        self.writable = False
+
+
+_watches: dict[int, _Watch] = {}
+_epoll: list[select.epoll | None] = [None]
+
+
+def _watch(sock: socket.socket) -> _Watch | None:
+    epoll = _epoll[0]
+    if epoll is None:
+        return None
+    fd = sock.fileno()
+    watch = _watches.get(fd)
+    if watch is not None and watch.sock is sock:
+        return watch
+    # A new socket, or a new one reusing a closed one's descriptor number.
+    watch = _watches[fd] = _Watch(sock)
+    try:
+        epoll.register(fd, _MASK)
+    except FileExistsError:
+        epoll.modify(fd, _MASK)
+    return watch
+
+
+async def wait_readable(sock: socket.socket) -> None:
+    watch = _watch(sock)
+    if watch is None:
+        await trio.lowlevel.wait_readable(sock)
+        return
+    if watch.readable:
+        watch.readable = False
+        return
+    if watch.reader is not None:
+        raise trio.BusyResourceError("another task is already waiting to read this socket")
+    watch.reader = current_task()
+
+    def abort(_: object) -> Abort:
+        watch.reader = None
+        return Abort.SUCCEEDED
+
+    await wait_task_rescheduled(abort)
+
+
+async def wait_writable(sock: socket.socket) -> None:
+    watch = _watch(sock)
+    if watch is None:
+        await trio.lowlevel.wait_writable(sock)
+        return
+    if watch.writable:
+        watch.writable = False
+        return
+    if watch.writer is not None:
+        raise trio.BusyResourceError("another task is already waiting to write this socket")
+    watch.writer = current_task()
+
+    def abort(_: object) -> Abort:
+        watch.writer = None
+        return Abort.SUCCEEDED
+
+    await wait_task_rescheduled(abort)
+
+
+def forget(sock: socket.socket) -> None:
+    """Before closing ``sock``: wake its waiters with ClosedResourceError, drop its watch."""
+    try:
+        fd = sock.fileno()
+    except OSError:
+        return
+    watch = _watches.get(fd)
+    if watch is None or watch.sock is not sock:
+        return
+    del _watches[fd]
+    epoll = _epoll[0]
+    if epoll is not None:
+        try:
+            epoll.unregister(fd)
+        except OSError:
+            pass
+    for task in (watch.reader, watch.writer):
+        if task is not None:
+            reschedule(task, outcome.Error(trio.ClosedResourceError("socket closed")))
+    watch.reader = watch.writer = None
+
+
+def _dispatch(events: list[tuple[int, int]]) -> None:
+    watches = _watches
+    for fd, mask in events:
+        watch = watches.get(fd)
+        if watch is None:
+            continue
+        if mask & _IN:
+            task = watch.reader
+            if task is None:
+                watch.readable = True
+            else:
+                watch.reader = None
+                reschedule(task)
+        if mask & _OUT:
+            task = watch.writer
+            if task is None:
+                watch.writable = True
+            else:
+                watch.writer = None
+                reschedule(task)
+
+
+async def run_poller() -> None:
+    """The poller task: started once per process by the runtime."""
+    if os.environ.get("MESH_TRIO_WAITS"):  # diagnosis and A/B benchmarks: trio's own waits
+        return
+    epoll = select.epoll()
+    _epoll[0] = epoll
+    poll = epoll.poll
+    try:
+        while True:
+            events = poll(0, _MAX_EVENTS)
+            if events:
+                _dispatch(events)
+                if len(events) >= _BUSY:
+                    # Busy: let the woken tasks run, then look again before sleeping; more
+                    # sockets will have turned ready by then.
+                    await trio.lowlevel.checkpoint()
+                    continue
+            # Quiet (a few calls in flight): sleep on the epoll descriptor at once. Polling
+            # again after the woken tasks ran would mostly find nothing and cost a syscall.
+            await trio.lowlevel.wait_readable(epoll.fileno())
+    finally:
+        _epoll[0] = None
+        waiting = list(_watches.values())
+        _watches.clear()
+        for watch in waiting:
+            for task in (watch.reader, watch.writer):
+                if task is not None:
+                    reschedule(task, outcome.Error(trio.ClosedResourceError("poller stopped")))
+        epoll.close()
