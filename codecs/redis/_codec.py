@@ -38,12 +38,13 @@ class RedisKeys(RequestKeys):
         return self._headers.fields[0][1].decode("latin-1")
 
     def get(self, name: str) -> str | None:
-        args: list[bytes] = self._headers.extensions.get("args") or []
+        extensions = self._headers.extensions
+        args: list[bytes] = extensions.get("args") or []
         if name == "key":
-            route: bytes | None = self._headers.extensions.get("route_key")
+            route: bytes | None = extensions.get("route_key")
             if route is not None:  # a transaction's command goes where its first key went
                 return route.decode("latin-1")
-            cmd = COMMANDS.get(args[0].lower()) if args else None
+            cmd = extensions.get("cmd") or (COMMANDS.get(args[0].lower()) if args else None)
             if cmd is None:
                 return None
             keys = keys_of(cmd, args)

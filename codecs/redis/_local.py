@@ -54,6 +54,7 @@ class LocalAnswers:
         cmd = COMMANDS.get(name)
         if cmd is None:
             return self._error(request, f"unknown or unsupported command '{_text(args[0])}'")
+        request.extensions["cmd"] = cmd  # looked up once: fan_out and the routing key reuse it
         n = len(args)
         if (n != cmd.arity) if cmd.arity > 0 else (n < -cmd.arity):
             return self._error(request, f"wrong number of arguments for '{_text(name)}' command")
@@ -139,8 +140,9 @@ class LocalAnswers:
         The optional ``fan_out`` hook of ``mesh.codec.CodecConnection``; None sends the
         command whole to the shard of its first key.
         """
-        args: list[bytes] = request.extensions["args"]
-        cmd = COMMANDS.get(args[0].lower())
+        extensions = request.extensions
+        args: list[bytes] = extensions["args"]
+        cmd = extensions.get("cmd") or COMMANDS.get(args[0].lower())
         if cmd is None or cmd.kind not in _SPLIT or len(args) < 3:
             return None
         keys = keys_of(cmd, args)

@@ -9,6 +9,8 @@ bytes they announce are waited for.
 
 from __future__ import annotations
 
+import re
+
 __all__ = ["BadFrame", "encode_command", "error_reply", "request_end", "value_end"]
 
 _CRLF = b"\r\n"
@@ -77,8 +79,41 @@ def value_end(buf: bytes | bytearray, pos: int, max_bulk: int, max_line: int) ->
     return pos
 
 
+_ARRAY_HEAD = re.compile(rb"\*(\d{1,18})\r\n")
+_BULK_HEAD = re.compile(rb"\$(\d{1,18})\r\n")
+
+
 def request_end(buf: bytes | bytearray, pos: int, max_bulk: int, max_line: int) -> int:
-    """Offset past a request ``*N`` of N bulk strings at ``pos``; -1 if incomplete."""
+    """Offset past a request ``*N`` of N bulk strings at ``pos``; -1 if incomplete.
+
+    The common case, complete and well formed, is one compiled-regex match per line; any
+    other case (incomplete, malformed, over a limit) takes the careful walk, which says why.
+    """
+    head = _ARRAY_HEAD.match(buf, pos)
+    if head is None:
+        return _request_end(buf, pos, max_bulk, max_line)
+    count = int(head[1])
+    if count > MAX_ELEMENTS:
+        raise BadFrame("invalid multibulk length")
+    end = head.end()
+    size = len(buf)
+    bulk = _BULK_HEAD.match
+    for _ in range(count):
+        line = bulk(buf, end)
+        if line is None:
+            return _request_end(buf, pos, max_bulk, max_line)
+        length = int(line[1])
+        if length > max_bulk:
+            raise BadFrame("invalid bulk length")
+        end = line.end() + length + 2
+        if end > size:
+            return -1
+        if buf[end - 2] != 13 or buf[end - 1] != 10:
+            raise BadFrame("bulk string not terminated by CRLF")
+    return end
+
+
+def _request_end(buf: bytes | bytearray, pos: int, max_bulk: int, max_line: int) -> int:
     size = len(buf)
     eol = buf.find(_CRLF, pos)
     if eol < 0 or eol - pos > max_line:

@@ -7,7 +7,10 @@ syscall first and waits only when the kernel says EAGAIN: a wait is a trip
 through trio's scheduler and an ``epoll_ctl``.
 
 Writes are coalesced: ``write`` queues buffers, ``flush`` sends them with one
-``sendmsg`` (no join copy of large bodies).
+``sendmsg`` (no join copy of large bodies). ``flush_later`` leaves them for the flusher's
+turn instead (mesh/net/flush.py), where the output of every connection goes out back to
+back: a peer woken by the first send is still awake for the next ones, and on this kind of
+VM waking an idle peer's vCPU is most of what a send costs (HTTP/1.1: 6.5k -> 13k req/s).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import trio
 
 from mesh.codec import Buffers
 from mesh.net import poller
+from mesh.net.flush import end_of_batch, mark_dirty
 
 __all__ = ["Connection", "ConnectionBroken", "connect", "RECV_SIZE"]
 
@@ -30,6 +34,8 @@ RECV_SIZE = 65536
 _IOV_MAX = 512
 #: Queued output up to this size is joined and sent with send() instead of sendmsg().
 _JOIN_BELOW = 64 * 1024
+#: Output up to this size may wait for the flusher's turn (``flush_later``).
+_LATER_BELOW = 64 * 1024
 
 _wait_readable = poller.wait_readable
 _wait_writable = poller.wait_writable
@@ -42,7 +48,7 @@ class ConnectionBroken(Exception):
 class Connection:
     """One TCP connection. Not safe for two tasks writing at once."""
 
-    __slots__ = ("sock", "peer", "_out", "_out_size", "closed")
+    __slots__ = ("sock", "peer", "_out", "_out_size", "closed", "dirty", "_stalled")
 
     def __init__(self, sock: socket.socket, peer: tuple[str, int] | None = None) -> None:
         sock.setblocking(False)
@@ -51,6 +57,9 @@ class Connection:
         self._out: list[bytes | bytearray | memoryview] = []
         self._out_size = 0
         self.closed = False
+        self.dirty = False  # left for the flusher's turn (``flush_later``)
+        #: the flusher could not send everything (the peer is slow): the next recv finishes it
+        self._stalled = False
 
     @property
     def pending_output(self) -> int:
@@ -65,7 +74,7 @@ class Connection:
         that saves one failing recv syscall per wait.
         """
         sock = self.sock
-        if wait_first:
+        if wait_first and not self._stalled:
             try:
                 await _wait_readable(sock)
             except trio.ClosedResourceError:
@@ -74,6 +83,11 @@ class Connection:
             try:
                 return sock.recv(size)
             except BlockingIOError:
+                if self._stalled:
+                    # Owed output first: the peer may be waiting for it before it sends more.
+                    self._stalled = False
+                    await self.flush()
+                    continue
                 try:
                     await _wait_readable(sock)
                 except trio.ClosedResourceError:
@@ -129,6 +143,26 @@ class Connection:
                 self._out_size = 0
             else:
                 self._consume(sent)
+
+    def flush_later(self) -> bool:
+        """Leave the queued output to the flusher's turn; False: the caller must ``flush``.
+
+        For a task that next waits to read this connection or its peer (a ping-pong
+        session): should the flusher not get everything out, that wait is cut short and the
+        task's next ``recv`` finishes the write first.
+        """
+        if self._stalled or self._out_size > _LATER_BELOW or not poller.running():
+            return False
+        mark_dirty(self)
+        end_of_batch()  # lightly loaded: at once; else with the other writers of this turn
+        return True
+
+    def flush_now(self) -> None:
+        """The flusher's call (mesh/net/flush.py)."""
+        if self.closed or self.try_flush():
+            return
+        self._stalled = True
+        poller.wake_reader(self.sock)
 
     def try_flush(self) -> bool:
         """Send what is queued without waiting; True when nothing is left queued.

@@ -25,7 +25,7 @@ import outcome
 import trio
 from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_rescheduled
 
-__all__ = ["forget", "run_poller", "wait_readable", "wait_writable"]
+__all__ = ["forget", "running", "run_poller", "wait_readable", "wait_writable", "wake_reader"]
 
 _IN = select.EPOLLIN | select.EPOLLRDHUP | select.EPOLLHUP | select.EPOLLERR
 _OUT = select.EPOLLOUT | select.EPOLLHUP | select.EPOLLERR
@@ -109,6 +109,27 @@ async def wait_writable(sock: socket.socket) -> None:
         return Abort.SUCCEEDED
 
     await wait_task_rescheduled(abort)
+
+
+def running() -> bool:
+    """Whether waits go through the poller (its task runs in this process)."""
+    return _epoll[0] is not None
+
+
+def wake_reader(sock: socket.socket) -> None:
+    """Make the task waiting to read ``sock`` (or the next one to wait) look again at once."""
+    try:
+        watch = _watches.get(sock.fileno())
+    except OSError:
+        return
+    if watch is None or watch.sock is not sock:
+        return
+    task = watch.reader
+    if task is None:
+        watch.readable = True
+    else:
+        watch.reader = None
+        reschedule(task)
 
 
 def forget(sock: socket.socket) -> None:

@@ -33,6 +33,7 @@ from mesh.codec import (
     Trailers,
 )
 from mesh.net.connection import Connection, ConnectionBroken
+from mesh.net.flush import in_flight
 from mesh.net.relay import relay
 from mesh.proxy.h2c import is_h2c, upgrade_to_h2
 from mesh.proxy.routing import route_exchange
@@ -128,7 +129,7 @@ class DownstreamSession:
             if event is NEED_DATA:
                 self._idle_deadline()
                 answered = conn.pending_output > 0
-                if answered:
+                if answered and not conn.flush_later():
                     await conn.flush()
                 # Right after a reply, the client's next request is not there yet.
                 cc.receive_data(await conn.recv(wait_first=answered))
@@ -170,6 +171,15 @@ class DownstreamSession:
     # -- one exchange ------------------------------------------------------
 
     async def _exchange(self, request: Headers) -> None:
+        # counted in the process' exchanges in flight: under load, output waits for the
+        # flusher's turn (mesh/net/flush.py)
+        in_flight[0] += 1
+        try:
+            await self._one_exchange(request)
+        finally:
+            in_flight[0] -= 1
+
+    async def _one_exchange(self, request: Headers) -> None:
         lr = self.lr
         lr.stats.requests += 1
         exchange = Exchange(lr.name, self.conn.peer, request, self.codec.request_keys(request),
@@ -251,9 +261,11 @@ class DownstreamSession:
         uc, uconn = upstream.codec, upstream.conn
         uconn.write_buffers(uc.send(request))
         try:
-            await uconn.flush()
             if not request.end_stream:
+                await uconn.flush()
                 await self._request_body(request, uc, uconn)
+            elif not uconn.flush_later():  # sent with other sessions' requests this turn
+                await uconn.flush()
         except ConnectionBroken as exc:
             raise _UpstreamClosed(str(exc), False) from None
         response = await self._response_head(exchange, upstream)

@@ -230,3 +230,78 @@ def test_stopping_the_poller_wakes_its_waiters() -> None:
         b.close()
 
     trio.run(main)
+
+
+@asynccontextmanager
+async def running_flusher_and_poller() -> AsyncIterator[trio.Nursery]:
+    from mesh.net.flush import run_flusher
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(poller.run_poller)
+        nursery.start_soon(run_flusher)
+        await trio.testing.wait_all_tasks_blocked()
+        yield nursery
+        nursery.cancel_scope.cancel()
+
+
+def test_flush_later_needs_the_poller() -> None:
+    a, b = pair()
+    conn = Connection(a)
+    conn.write(b"x")
+    assert conn.flush_later() is False  # nothing runs: the caller flushes itself
+    assert conn.pending_output == 1
+    conn.close()
+    b.close()
+
+
+def test_flush_later_sends_in_the_flushers_turn() -> None:
+    async def main() -> None:
+        async with running_flusher_and_poller():
+            a, b = pair()
+            conn = Connection(a)
+            conn.write(b"reply")
+            assert conn.flush_later() is True
+            with trio.fail_after(2):
+                while conn.pending_output:
+                    await trio.sleep(0.001)
+            assert b.recv(10) == b"reply"
+            conn.close()
+            b.close()
+
+    trio.run(main)
+
+
+def test_output_the_flusher_could_not_finish_goes_out_before_the_next_read() -> None:
+    """A slow peer: the deferred write stalls; the task waiting to read finishes it first."""
+    async def main() -> None:
+        async with running_flusher_and_poller():
+            a, b = pair()
+            a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            conn = Connection(a)
+            body = bytes(range(256)) * 200  # 51,200 bytes: more than the buffers hold
+            conn.write(body)
+            assert conn.flush_later() is True
+            got: list[bytes] = []
+
+            async def reader() -> None:
+                got.append(await conn.recv(wait_first=True))
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(reader)
+                await trio.testing.wait_all_tasks_blocked()
+                assert 0 < conn.pending_output < len(body)  # partly sent, then stalled
+                received = bytearray()
+                with trio.fail_after(5):
+                    while len(received) < len(body):
+                        try:
+                            received += b.recv(65536)
+                        except BlockingIOError:
+                            await trio.sleep(0.001)
+                assert received == body
+                b.send(b"next request")
+            assert got == [b"next request"]
+            conn.close()
+            b.close()
+
+    trio.run(main)
