@@ -146,7 +146,11 @@ class DownstreamSession:
                 if event.extensions.get("upgrade") is not None and is_h2c(self.lr, event):
                     await upgrade_to_h2(self, event)
                     return
-                await self._exchange(event)
+                in_flight[0] += 1  # under load, output waits for the flusher's turn
+                try:
+                    await self._exchange(event)
+                finally:
+                    in_flight[0] -= 1
                 if self._close_after or cc.should_close:
                     await conn.flush()
                     return
@@ -171,15 +175,6 @@ class DownstreamSession:
     # -- one exchange ------------------------------------------------------
 
     async def _exchange(self, request: Headers) -> None:
-        # counted in the process' exchanges in flight: under load, output waits for the
-        # flusher's turn (mesh/net/flush.py)
-        in_flight[0] += 1
-        try:
-            await self._one_exchange(request)
-        finally:
-            in_flight[0] -= 1
-
-    async def _one_exchange(self, request: Headers) -> None:
         lr = self.lr
         lr.stats.requests += 1
         exchange = Exchange(lr.name, self.conn.peer, request, self.codec.request_keys(request),
