@@ -77,35 +77,37 @@ async def wait_readable(sock: socket.socket) -> None:
     watch = _watch(sock)
     if watch is None:
         await trio.lowlevel.wait_readable(sock)
-        return
-    if watch.readable:
+    elif watch.readable:
         watch.readable = False
-        return
-    if watch.reader is not None:
-        raise trio.BusyResourceError("another task is already waiting to read this socket")
-    watch.reader = current_task()
-
-    def abort(_: object) -> Abort:
-        watch.reader = None
-        return Abort.SUCCEEDED
-
-    await wait_task_rescheduled(abort)
+    else:
+        await _park(watch, True)
 
 
 async def wait_writable(sock: socket.socket) -> None:
     watch = _watch(sock)
     if watch is None:
         await trio.lowlevel.wait_writable(sock)
-        return
-    if watch.writable:
+    elif watch.writable:
         watch.writable = False
-        return
-    if watch.writer is not None:
-        raise trio.BusyResourceError("another task is already waiting to write this socket")
-    watch.writer = current_task()
+    else:
+        await _park(watch, False)
+
+
+async def _park(watch: _Watch, reading: bool) -> None:
+    """Wait until the poller reschedules this task for ``watch`` (or the wait is cancelled)."""
+    if (watch.reader if reading else watch.writer) is not None:
+        raise trio.BusyResourceError(
+            f"another task is already waiting to {'read' if reading else 'write'} this socket")
+    if reading:
+        watch.reader = current_task()
+    else:
+        watch.writer = current_task()
 
     def abort(_: object) -> Abort:
-        watch.writer = None
+        if reading:
+            watch.reader = None
+        else:
+            watch.writer = None
         return Abort.SUCCEEDED
 
     await wait_task_rescheduled(abort)
