@@ -106,7 +106,10 @@ def _pipelined_gets(port: int, keys: list[str], results: dict[int, list[bytes]],
 def test_200_pipelined_gets_from_4_concurrent_clients(mesh_proxy: MeshProxy,
                                                       memcached: tuple[Memcached, Memcached]) -> None:
     keys = [f"pipe:{i}" for i in range(200)]
-    through(mesh_proxy).set_many({k: k.upper().encode() for k in keys if not k.endswith("7")})
+    # Wait for STORED: noreply sets from this connection could still be on their way when
+    # the getters' requests, on other connections, reach the shards.
+    through(mesh_proxy).set_many({k: k.upper().encode() for k in keys if not k.endswith("7")},
+                                 noreply=False)
     results: dict[int, list[bytes]] = {}
     clients = [threading.Thread(target=_pipelined_gets, args=(mesh_proxy.port, keys[s:] + keys[:s], results, s))
                for s in (0, 50, 100, 150)]  # each client asks in a different order
