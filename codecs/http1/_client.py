@@ -41,6 +41,7 @@ from ._hop import (
     without_named,
 )
 from ._reader import NEW_EVENT, MessageReader
+from ._request_head import request_head as _request_head
 from ._status import STATUS_FIELDS
 
 __all__ = ["ClientConnection"]
@@ -50,42 +51,6 @@ _PLACEHOLDER = (b"", b"")
 _BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
 _HEAD_ONLY = frozenset({b"HEAD", b"CONNECT"})
 _CANONICAL = (b":method", b":scheme", b":authority", b":path")  # the server role's order
-
-
-def _request_head(
-    fields: list[tuple[bytes, bytes]], lines: list[bytes]
-) -> tuple[bytes, bytes, bytes, bytes | None]:
-    """Append the request's plain fields; return (method, target, authority, content-length).
-
-    The pseudo fields may come in any order (HTTP/2 fixes none); ``send``
-    takes the server role's order itself. Host comes from ``:authority``, or
-    from a ``host`` field, else it is empty (RFC 9112 3.2).
-    """
-    special: dict[bytes, bytes] = {}
-    length = _plain_fields(fields, lines, special)
-    method = special.get(b":method", b"")
-    authority = special.get(b":authority") or special.get(b"host", b"")
-    target = special.get(b":path") or authority  # CONNECT: authority-form
-    return method, target, authority, length
-
-
-def _plain_fields(
-    fields: list[tuple[bytes, bytes]], lines: list[bytes], special: dict[bytes, bytes] | None
-) -> bytes | None:
-    """Append ``name: value`` lines; collect special fields; return content-length."""
-    length = None
-    append = lines.append
-    for field in fields:
-        name = field[0]
-        if name not in SPECIAL:
-            append(b": ".join(field))
-        elif name == b"content-length":
-            if length is None:
-                append(b"content-length: " + field[1])
-            length = content_length(field[1], length)
-        elif special is not None:
-            special.setdefault(name, field[1])
-    return length
 
 
 class ClientConnection(MessageReader):
