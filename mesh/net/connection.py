@@ -1,16 +1,17 @@
-"""A TCP connection on a raw non-blocking socket, driven by trio's I/O waits.
+"""A TCP connection on a raw non-blocking socket, driven by the poller's waits.
 
 trio's SocketStream costs about 40 % of a proxy's throughput here (9.4k vs
-15.8k req/s per core), so the data path uses plain non-blocking sockets and
-``trio.lowlevel.wait_readable/wait_writable``. Every operation tries the
-syscall first and waits only when the kernel says EAGAIN: a wait is a trip
-through trio's scheduler and an ``epoll_ctl``.
+15.8k req/s per core), so the data path uses plain non-blocking sockets and the
+waits of mesh/net/poller.py (one edge-triggered epoll; trio's own waits outside
+the runtime). Every operation tries the syscall first and waits only when the
+kernel says EAGAIN: a wait is still a trip through trio's scheduler.
 
 Writes are coalesced: ``write`` queues buffers, ``flush`` sends them with one
 ``sendmsg`` (no join copy of large bodies). ``flush_later`` leaves them for the flusher's
 turn instead (mesh/net/flush.py), where the output of every connection goes out back to
 back: a peer woken by the first send is still awake for the next ones, and on this kind of
-VM waking an idle peer's vCPU is most of what a send costs (HTTP/1.1: 6.5k -> 13k req/s).
+VM waking an idle peer's vCPU is most of what a send costs (HTTP/1.1 at equal proxy CPU:
+6.6k-7.6k -> 9.0k-9.4k req/s).
 """
 
 from __future__ import annotations
