@@ -16,6 +16,9 @@ __all__ = ["ForwardedFilter"]
 
 
 class ForwardedFilter:
+    #: x-forwarded-* are HTTP headers; other codecs' exchanges pass untouched
+    protocols = frozenset({"http1", "http2"})
+
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         self._proto = str((config or {}).get("proto", "http")).encode()
 

@@ -97,6 +97,13 @@ class ClientConnection:
         result: Buffers = raw
         return result
 
+    def send_plain(self, stream_id: int, raw: bytes) -> Buffers:
+        """A plain-lane request (its raw bytes, mesh/proxy/plain.py) sent under ``stream_id``."""
+        self._sent.append(stream_id)
+        if self._hello:
+            raw, self._hello = self._hello + raw, b""
+        return raw
+
     def local_reply(self, request: Headers, status: Status, message: str) -> list[Event]:
         raise LocalProtocolError("local_reply belongs to the server role")
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-__all__ = ["COMMANDS", "Command", "hash_slot_key", "keys_of"]
+__all__ = ["COMMANDS", "PLAIN_ARITY", "Command", "hash_slot_key", "keys_of"]
 
 
 class Command(NamedTuple):
@@ -127,6 +127,11 @@ def _build() -> dict[bytes, Command]:
 
 #: Upper-case-insensitive lookup: keys are lower-case command names.
 COMMANDS = _build()
+
+#: The arity of each ``key`` command (one key, at argument 1: forwarded whole to its shard),
+#: under its lower- and upper-case name: the plain lane's lookup without a ``lower()``.
+PLAIN_ARITY = {spelling: cmd.arity for name, cmd in COMMANDS.items() if cmd.kind == "key"
+               for spelling in (name, name.upper())}
 
 
 def keys_of(command: Command, args: list[bytes]) -> list[bytes]:

@@ -15,6 +15,7 @@ across clients, the trick that makes twemproxy fast).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import structlog
@@ -71,6 +72,10 @@ class _Discard:
 _DISCARD = _Discard()
 
 
+def _no_plain(uid: int, raw: bytes) -> bytes:
+    raise RuntimeError("this codec has no plain lane (send_plain)")
+
+
 class SharedConnection:
     """One upstream connection carrying many exchanges at once."""
 
@@ -95,6 +100,8 @@ class SharedConnection:
         #: the codec calls the ``consumed`` callbacks of the Data it is given (HTTP/2)
         self.flow_controlled = bool(getattr(cc, "flow_controlled", False))
         self._held = OutputCredits(conn)
+        #: the codec's plain-lane send (Redis), if it has one
+        self._send_plain: Callable[[int, bytes], bytes] = getattr(cc, "send_plain", _no_plain)
 
     @property
     def has_room(self) -> bool:
@@ -113,6 +120,20 @@ class SharedConnection:
         uid = self._next_id
         self._next_id = 1 if uid >= _MAX_ID else uid + 1
         self.write(Headers(uid, request.fields, request.end_stream, request.extensions))
+        return uid
+
+    def submit_plain(self, raw: bytes, sink: ResponseSink) -> int:
+        """Send a plain-lane request (mesh/proxy/plain.py) as its raw bytes; returns its id.
+
+        The codec's optional ``send_plain(stream_id, raw)`` records the id (replies of a
+        PIPELINE codec are matched to ids in send order) and returns the bytes to send.
+        """
+        uid = self._next_id
+        self._next_id = 1 if uid >= _MAX_ID else uid + 1
+        self.conn.write(self._send_plain(uid, raw))
+        self.pending[uid] = sink
+        if not self.dirty:
+            mark_dirty(self)
         return uid
 
     def write(self, event: Event) -> None:

@@ -31,15 +31,30 @@ class Filter(Protocol):
     stop the exchange with that local reply. ``on_response(exchange)`` runs
     when the response head arrives and may edit ``exchange.response.fields``.
     Hooks must not block: they run on the event loop's hot path.
+
+    A filter may also set ``protocols``, a set of codec names: it then only ever acts on
+    those codecs' exchanges (the ``forwarded`` filter: HTTP). Requests of other codecs may
+    skip it, and skip the exchange it would need (mesh/proxy/plain.py).
     """
 
 
 class FilterChain:
-    __slots__ = ("request", "response")
+    __slots__ = ("request", "response", "_protocols", "_acts")
 
-    def __init__(self, request: tuple[RequestHook, ...], response: tuple[ResponseHook, ...]) -> None:
+    def __init__(self, request: tuple[RequestHook, ...], response: tuple[ResponseHook, ...],
+                 protocols: tuple[frozenset[str] | None, ...] = ()) -> None:
         self.request = request
         self.response = response
+        #: each filter's ``protocols`` (None: every protocol)
+        self._protocols = protocols if protocols else (None,) * (len(request) + len(response))
+        self._acts: dict[str, bool] = {}
+
+    def acts_on(self, codec: str) -> bool:
+        """Could any filter of the chain act on an exchange of ``codec``?"""
+        acts = self._acts.get(codec)
+        if acts is None:
+            acts = self._acts[codec] = any(p is None or codec in p for p in self._protocols)
+        return acts
 
 
 def compile_chain(factories: Sequence[tuple[Callable[[Mapping[str, Any]], Any], Mapping[str, Any]]]
@@ -49,4 +64,11 @@ def compile_chain(factories: Sequence[tuple[Callable[[Mapping[str, Any]], Any], 
     return FilterChain(
         tuple(f.on_request for f in instances if hasattr(f, "on_request")),
         tuple(f.on_response for f in instances if hasattr(f, "on_response")),
+        tuple(_protocols(f) for f in instances
+              if hasattr(f, "on_request") or hasattr(f, "on_response")),
     )
+
+
+def _protocols(instance: Any) -> frozenset[str] | None:
+    protocols = getattr(instance, "protocols", None)
+    return frozenset(protocols) if protocols is not None else None

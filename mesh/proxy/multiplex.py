@@ -40,6 +40,7 @@ from mesh.net.reaper import TICK
 from mesh.proxy.dedicated import DedicatedLinks
 from mesh.proxy.fanout import Fanout, FanoutJob
 from mesh.proxy.inflight import InFlight
+from mesh.proxy.plain import PlainLane
 from mesh.proxy.replies import ReplyWriter
 from mesh.proxy.routing import route_exchange
 from mesh.proxy.streams import StreamEvents, refused
@@ -76,6 +77,10 @@ class MultiplexSession(StreamEvents):
         self._local_answer = getattr(self.cc, "local_answer", None)
         #: optional codec hook: requests split across shards (Redis MGET, MSET, DEL...)
         self._fan_out = getattr(self.cc, "fan_out", None)
+        #: optional codec hook: requests forwarded by their key alone (Redis GET, SET...)
+        next_plain = getattr(self.cc, "next_plain", None)
+        self._lane = (PlainLane(self, next_plain) if next_plain is not None
+                      and codec.pool_mode is PoolMode.PIPELINE else None)
         self.active: dict[int, InFlight] = {}
         self.out = ReplyWriter(conn, self.cc, codec.pool_mode is PoolMode.PIPELINE)
         self._wake_timer = trio.Event()
@@ -122,18 +127,22 @@ class MultiplexSession(StreamEvents):
 
     def expire(self) -> None:
         """The reaper's call: idle past ``idle_timeout`` with nothing in flight, let it go."""
-        if not self.active:
+        if not self._busy:
             self.conn.close()  # wakes the read loop's recv with ConnectionBroken
 
     async def _read_loop(self) -> None:
-        cc, conn = self.cc, self.conn
+        cc, conn, lane = self.cc, self.conn, self._lane
         drained = False  # the last recv was short: the socket is empty, wait before reading
         while True:
+            if lane is not None:
+                waiting = lane.forward()
+                if waiting is not None:
+                    await waiting
             event = cc.next_event()
             if event is NEED_DATA:
                 if conn.pending_output > _HIGH_WATER:
                     await self.out.drain()  # backpressure: the client is not reading
-                if not self.active and self._idle < math.inf:
+                if not self._busy and self._idle < math.inf:
                     self.deadline = time.monotonic() + self._idle
                 try:
                     end_of_batch()
@@ -159,7 +168,7 @@ class MultiplexSession(StreamEvents):
 
     async def _settle(self) -> None:
         """Wait until every exchange in flight has been answered (each has a deadline)."""
-        while self.active and not self.conn.closed:
+        while self._busy and not self.conn.closed:
             self._settled = trio.Event()
             await self._settled.wait()
 
@@ -346,13 +355,26 @@ class MultiplexSession(StreamEvents):
         in_flight[0] -= 1
         self.active.pop(inflight.downstream_id, None)
         if not self.active:
-            self._settled.set()
-            if self._idle < math.inf:
-                self.deadline = time.monotonic() + self._idle
+            self.lane_idle()
         exchange = inflight.exchange
         if inflight.shared is not None and exchange.endpoint is not None:
             exchange.endpoint.active_requests -= 1
         self.lr.finish(exchange)
+
+    @property
+    def _busy(self) -> bool:
+        """Exchanges or plain-lane calls still wait for replies."""
+        return bool(self.active) or (self._lane is not None and self._lane.pending > 0)
+
+    def lane_idle(self) -> None:
+        """Nothing of one kind is in flight any more: settled and idle if the other is quiet."""
+        if not self._busy:
+            self._settled.set()
+            if self._idle < math.inf:
+                self.deadline = time.monotonic() + self._idle
+
+    def wake_timer(self) -> None:
+        self._wake_timer.set()
 
     # -- timeouts ------------------------------------------------------------
 
@@ -361,7 +383,7 @@ class MultiplexSession(StreamEvents):
         per request would keep finished exchanges alive until their deadline, and the
         garbage collector then pauses the worker for hundreds of milliseconds."""
         while True:
-            if not self.active:
+            if not self._busy:
                 await self._wake_timer.wait()
                 self._wake_timer = trio.Event()
                 continue
@@ -369,6 +391,8 @@ class MultiplexSession(StreamEvents):
             now = time.monotonic()
             for inflight in [i for i in self.active.values() if 0 < i.deadline <= now]:
                 self._expire(inflight)
+            if self._lane is not None:
+                self._lane.expire(now)
             end_of_batch()
 
     def _expire(self, inflight: InFlight) -> None:
@@ -383,6 +407,8 @@ class MultiplexSession(StreamEvents):
         self._fail(inflight, Status.TIMEOUT, f"no response within {timeout:g}s")
 
     def _abandon_all(self) -> None:
+        if self._lane is not None:
+            self._lane.abandon_all()
         for inflight in list(self.active.values()):
             if inflight.shared is not None:
                 inflight.shared.abandon(inflight.uid)

@@ -71,16 +71,17 @@ class CompiledRoute:
 class RouteTable:
     """Ordered routes; the first that matches wins (as in Envoy's virtual host)."""
 
-    __slots__ = ("routes", "_first_catches_all")
+    __slots__ = ("routes", "catch_all")
 
     def __init__(self, routes: Sequence[Route]) -> None:
         self.routes = tuple(CompiledRoute(r) for r in routes)
         first = self.routes[0] if self.routes else None
-        self._first_catches_all = first if first is not None and first.catches_all else None
+        #: the first route when it matches every request (then it is the only one that can)
+        self.catch_all = first if first is not None and first.catches_all else None
 
     def match(self, keys: RequestKeys) -> CompiledRoute | None:
-        if self._first_catches_all is not None:
-            return self._first_catches_all  # a sidecar's usual single route: no loop
+        if self.catch_all is not None:
+            return self.catch_all  # a sidecar's usual single route: no loop
         for route in self.routes:
             if route.matches(keys):
                 return route
