@@ -29,6 +29,11 @@ class LoadBalancer:
     def pick(self, hash_value: str | None = None) -> UpstreamEndpoint:
         raise NotImplementedError
 
+    def pick_key(self, key: bytes) -> UpstreamEndpoint:
+        """``pick`` for a value still in bytes (a Redis key): balancers that hash bytes
+        (ketama) skip the text round trip."""
+        return self.pick(key.decode("latin-1"))
+
     def _first_healthy(self, candidates: Sequence[UpstreamEndpoint], start: int) -> UpstreamEndpoint:
         n = len(candidates)
         for i in range(n):
@@ -135,26 +140,34 @@ class Ketama(LoadBalancer):
         ring.sort(key=lambda item: item[0])  # stable: equal values keep server order, like qsort mostly
         self._points = [p for p, _ in ring]
         self._owners = [i for _, i in ring]
-        self._slots: dict[str, int] = {}
+        #: the endpoint owning each recent key's point (fnv1a is a per-byte Python loop and
+        #: keys repeat); bounded, and health is checked on every use
+        self._owner: dict[bytes, UpstreamEndpoint] = {}
 
     def pick(self, hash_value: str | None = None) -> UpstreamEndpoint:
         if hash_value is None:
             return self._first_healthy(self.endpoints, random.randrange(len(self.endpoints)))
+        return self.pick_key(hash_value.encode("latin-1"))
+
+    def pick_key(self, key: bytes) -> UpstreamEndpoint:
+        owner = self._owner.get(key)
+        if owner is not None and not owner.ejected_until:
+            return owner
         points = self._points
-        # fnv1a is a per-byte Python loop and keys repeat: remember where each key's hash
-        # lands on the ring (bounded; the ring never changes, health is checked below).
-        slot = self._slots.get(hash_value)
-        if slot is None:
-            slot = bisect.bisect_left(points, fnv1a_64(hash_tag(hash_value.encode("latin-1"))))
-            if len(self._slots) >= _SLOT_CACHE:
-                self._slots.clear()
-            self._slots[hash_value] = slot
         n = len(points)
-        for step in range(n):
+        slot = bisect.bisect_left(points, fnv1a_64(hash_tag(key))) % n
+        owner = self.endpoints[self._owners[slot]]
+        if len(self._owner) >= _SLOT_CACHE:
+            self._owner.clear()
+        self._owner[key] = owner
+        if owner.healthy():
+            return owner
+        # an ejected server's keys go to the next healthy point on the ring
+        for step in range(1, n):
             endpoint = self.endpoints[self._owners[(slot + step) % n]]
             if endpoint.healthy():
                 return endpoint
-        return self.endpoints[self._owners[slot % n]]  # panic: everyone is ejected
+        return owner  # panic: everyone is ejected
 
 
 class Modula(LoadBalancer):

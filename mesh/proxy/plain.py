@@ -26,6 +26,7 @@ the access log line.
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,7 @@ from mesh.cluster import UpstreamCluster, UpstreamEndpoint, UpstreamError
 from mesh.cluster.shared import SharedConnection, SharedPool
 from mesh.codec import Event, Headers, Status
 from mesh.net.flush import in_flight
-from mesh.stats import TrafficStats
+from mesh.stats import BUCKETS, TrafficStats
 from mesh.stream.exchange import status_class
 
 if TYPE_CHECKING:
@@ -122,13 +123,13 @@ class PlainLane:
         self._timeout = timeout = route.timeout
         start = time.monotonic()
         deadline = start + timeout if timeout else 0.0
-        pick = cluster.balancer.pick
+        pick = cluster.balancer.pick_key
         order = session.out.order
         count = 0
         waiting: Coroutine[Any, Any, None] | None = None
         while plain is not None:
             key, raw = plain
-            endpoint = pick(key.decode("latin-1"))
+            endpoint = pick(key)
             call = PlainCall(self, start, deadline, endpoint)
             order.append(call)
             count += 1
@@ -166,7 +167,7 @@ class PlainLane:
             return
         call.endpoint.consecutive_failures = 0  # UpstreamEndpoint.record_success, inlined
         self._finish(call, status_class(event if type(event) is Headers else None))
-        self.session.out.emit(call, [event])
+        self.session.out.emit_one(call, event)
 
     def fail(self, call: PlainCall, status: Status, reason: str, record: bool = True) -> None:
         """``call`` failed (upstream gone, timeout, no connection): the codec's error reply."""
@@ -194,9 +195,16 @@ class PlainLane:
             call.endpoint.active_requests -= 1
         scopes = self._scopes
         if scopes is not None:
+            # TrafficStats.response for the three scopes, the bucket found once
             elapsed = time.monotonic() - call.start
+            bucket = bisect_left(BUCKETS, elapsed)
             for stats in scopes:
-                stats.response(klass, elapsed)
+                responses = stats.responses
+                responses[klass] = responses.get(klass, 0) + 1
+                latency = stats.latency
+                latency.counts[bucket] += 1
+                latency.total += elapsed
+                latency.count += 1
             scopes[2].requests += 1
         if not self.pending:
             self.session.lane_idle()

@@ -62,6 +62,28 @@ class ReplyWriter:
             return
         self._write(events)
 
+    def emit_one(self, exchange: Ordered, event: Event) -> None:
+        """``emit(exchange, [event])`` for an exchange that ``event`` finished (done is set).
+
+        The plain lane's reply (mesh/proxy/plain.py): at the head of the order, as it
+        mostly is, written at once without passing through ``held``.
+        """
+        order = self.order
+        if not self.ordered or not order or order[0] is not exchange:
+            self.emit(exchange, [event])
+            return
+        order.popleft()
+        try:
+            self.conn.write_buffers(self.cc.send(event))
+        except LocalProtocolError as exc:
+            log.warning("send_failed", peer=self.conn.peer, error=str(exc))
+            self.conn.abort()
+            return
+        if order and (order[0].done or order[0].held):
+            self._release_in_order()
+        if not self.dirty:
+            mark_dirty(self)
+
     def _release_in_order(self) -> None:
         order = self.order
         while order:
