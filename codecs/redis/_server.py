@@ -103,8 +103,8 @@ class ServerConnection(LocalAnswers):
             self._next_id = sid + 1
             return Headers(sid, [(b":command", args[0].upper())], True, {"args": args, "raw": raw})
 
-    def next_plain(self) -> tuple[bytes, bytes] | None:
-        """The next request as ``(first key, raw bytes)`` if it is plain, consumed; else None.
+    def next_plain(self) -> tuple[bytes, bytes, bytes] | None:
+        """The next request as ``(command, first key, raw bytes)`` if it is plain, consumed.
 
         Plain: a ``key`` command of the table (GET, SET, HINCRBY...) with a valid arity, on a
         connection in no transaction, authenticated, speaking RESP2. Such a request needs
@@ -129,7 +129,7 @@ class ServerConnection(LocalAnswers):
                 arity = cmd.arity if cmd is not None and cmd.kind == "key" else None
             n = len(args)
             if arity is not None and ((n == arity) if arity > 0 else (n >= -arity)):
-                return args[1], array[1]
+                return args[0], args[1], array[1]
         self._parsed = array
         return None
 
@@ -145,7 +145,7 @@ class ServerConnection(LocalAnswers):
         reader = self._reader
         try:
             if self._fed < len(buf):
-                reader.feed(buf, self._fed)
+                reader.feed(buf, self._fed)  # type: ignore[arg-type]  # any buffer works
                 self._fed = len(buf)
             args = reader.gets()
             if args is False:

@@ -148,15 +148,25 @@ class ListenerRuntime:
         status = None
         if response is not None and response.fields and response.fields[0][0] == b":status":
             status = int(response.fields[0][1])
-        access_log.info(
-            "access", listener=self.name, peer=_peer(exchange.peer),
-            method=keys.method, host=keys.host, path=keys.path, service=keys.service,
-            route=exchange.route.name if exchange.route else None,
-            cluster=exchange.cluster.name if exchange.cluster else None,
-            upstream=exchange.endpoint.address if exchange.endpoint else None,
-            status=status, status_class=klass,
+        self.log_access(
+            exchange.peer, keys.method, exchange.route.name if exchange.route else None,
+            exchange.cluster.name if exchange.cluster else None,
+            exchange.endpoint.address if exchange.endpoint else None, klass, elapsed,
             local_reply=exchange.local_status.name if exchange.local_status else None,
-            failure=exchange.upstream_failure, duration_ms=round(elapsed * 1000, 3),
+            failure=exchange.upstream_failure, status=status, host=keys.host, path=keys.path,
+            service=keys.service)
+
+    def log_access(self, peer: tuple[str, int] | None, method: str | None, route: str | None,
+                   cluster: str | None, upstream: str | None, klass: str, elapsed: float, *,
+                   local_reply: str | None = None, failure: str | None = None,
+                   status: int | None = None, host: str | None = None, path: str | None = None,
+                   service: str | None = None) -> None:
+        """One access log line (also written by the plain lane, which has no Exchange)."""
+        access_log.info(
+            "access", listener=self.name, peer=_peer(peer), method=method, host=host, path=path,
+            service=service, route=route, cluster=cluster, upstream=upstream, status=status,
+            status_class=klass, local_reply=local_reply, failure=failure,
+            duration_ms=round(elapsed * 1000, 3),
         )
 
 

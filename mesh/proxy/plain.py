@@ -7,20 +7,19 @@ command, the whole cost of a sharding proxy. twemproxy does the same job as: par
 append to the shard's connection; cut the reply, append to the client's.
 
 A codec opts in with two optional hooks (see mesh/codec.py): the server role's
-``next_plain()`` hands over the next request as ``(key, raw bytes)`` when it is complete
+``next_plain()`` hands over the next request as ``(method, key, raw bytes)`` when it is complete
 and needs no more than its shard (the codec decides: a known one-key command, no
 transaction, authenticated...), and the client role's ``send_plain(id, raw)`` sends those
 bytes under an upstream id. The lane runs only while the listener's routing cannot depend on
-the request: one catch-all route to one cluster hashing on ``header:key``, no filter that
-acts on the codec, no access log (a line per exchange needs the exchange). Otherwise, and
-for every request the codec does not call plain, the general path runs; both keep one reply
-order per client.
+the request: one catch-all route to one cluster hashing on ``header:key``, and no filter that
+acts on the codec. Otherwise, and for every request the codec does not call plain, the
+general path runs; both keep one reply order per client.
 
 What the lane keeps from the general path: the shard choice (the cluster's balancer, with
 ejected endpoints skipped), the route timeout, per-endpoint failure counting, local error
 replies in the codec's own format, and the listener/route/cluster request, response and
-latency stats. What it leaves out is what no plain request uses: request keys, filters and
-the access log line.
+latency stats, and the access log line (method, route, cluster, upstream, outcome). What it
+leaves out is what no plain request uses: request keys and filters.
 """
 
 from __future__ import annotations
@@ -51,11 +50,13 @@ class PlainCall:
     """One plain request between its send and its reply: the shared connection's sink, and
     the session's reply order's entry (``held``/``done``, as mesh/proxy/replies.py wants)."""
 
-    __slots__ = ("lane", "held", "done", "start", "deadline", "endpoint", "shared", "uid")
+    __slots__ = ("lane", "held", "done", "start", "deadline", "endpoint", "shared", "uid",
+                 "method")
 
     def __init__(self, lane: PlainLane, start: float, deadline: float,
-                 endpoint: UpstreamEndpoint) -> None:
+                 endpoint: UpstreamEndpoint, method: bytes) -> None:
         self.lane = lane
+        self.method = method  # for the access log
         self.held: list[Event] = []
         self.done = False
         self.start = start
@@ -74,8 +75,8 @@ class PlainCall:
 class PlainLane:
     """The plain lane of one multiplexed session."""
 
-    def __init__(self, session: MultiplexSession, next_plain: Callable[[], tuple[bytes, bytes] | None]
-                 ) -> None:
+    def __init__(self, session: MultiplexSession,
+                 next_plain: Callable[[], tuple[bytes, bytes, bytes] | None]) -> None:
         self.session = session
         self._next_plain = next_plain
         #: plain calls sent and not yet answered
@@ -83,12 +84,14 @@ class PlainLane:
         #: listener, route and cluster stats of the last batch's route
         self._scopes: tuple[TrafficStats, TrafficStats, TrafficStats] | None = None
         self._timeout = 0.0
+        #: route and cluster names of the last batch, for the access log
+        self._names: tuple[str, str] = ("", "")
 
     def _target(self) -> tuple[CompiledRoute, UpstreamCluster, SharedPool] | None:
         """Where plain requests go now, or None when routing could depend on the request."""
         session = self.session
         lr = session.lr
-        if lr.access_log or lr.filters.acts_on(session.codec.name):
+        if lr.filters.acts_on(session.codec.name):
             return None
         route = lr.routes.catch_all
         if route is None or len(route.clusters) != 1:
@@ -121,6 +124,7 @@ class PlainLane:
         lr = session.lr
         self._scopes = (lr.stats, lr.route_stats[route.name], lr.cluster_stats[cluster.name])
         self._timeout = timeout = route.timeout
+        self._names = (route.name, cluster.name)
         start = time.monotonic()
         deadline = start + timeout if timeout else 0.0
         pick = cluster.balancer.pick_key
@@ -128,9 +132,9 @@ class PlainLane:
         count = 0
         waiting: Coroutine[Any, Any, None] | None = None
         while plain is not None:
-            key, raw = plain
+            method, key, raw = plain
             endpoint = pick(key)
-            call = PlainCall(self, start, deadline, endpoint)
+            call = PlainCall(self, start, deadline, endpoint, method)
             order.append(call)
             count += 1
             shared = pool.ready(endpoint)
@@ -184,10 +188,11 @@ class PlainLane:
         message = f"{status.name}: {reason}"
         events = session.cc.local_reply(Headers(0, [], True, {}), status, message)
         response = next((e for e in events if type(e) is Headers), None)
-        self._finish(call, status_class(response))
+        self._finish(call, status_class(response), status.name, reason)
         session.out.emit(call, events)
 
-    def _finish(self, call: PlainCall, klass: str) -> None:
+    def _finish(self, call: PlainCall, klass: str, local: str | None = None,
+                failure: str | None = None) -> None:
         call.done = True
         in_flight[0] -= 1
         self.pending -= 1
@@ -206,6 +211,12 @@ class PlainLane:
                 latency.total += elapsed
                 latency.count += 1
             scopes[2].requests += 1
+            lr = self.session.lr
+            if lr.access_log:
+                route, cluster = self._names
+                lr.log_access(self.session.conn.peer, call.method.upper().decode("latin-1"),
+                              route, cluster, call.endpoint.address, klass, elapsed,
+                              local_reply=local, failure=failure)
         if not self.pending:
             self.session.lane_idle()
 
@@ -224,4 +235,4 @@ class PlainLane:
             if type(call) is PlainCall and not call.done:
                 if call.shared is not None:
                     call.shared.abandon(call.uid)
-                self._finish(call, "none")
+                self._finish(call, "none", failure="client went away")
