@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from mesh.codec import Event, Status
+from mesh.net.flush import in_flight
 from mesh.stream import Exchange
 
 if TYPE_CHECKING:
@@ -43,3 +45,42 @@ class InFlight:
     def on_merged(self, events: list[Event]) -> None:
         for event in events:
             self.session._reply(self, event)
+
+    def arm_deadline(self) -> None:
+        """The route timeout, or the client's own deadline (gRPC ``grpc-timeout``) if sooner."""
+        exchange = self.exchange
+        assert exchange.route is not None
+        timeout = exchange.route.timeout
+        asked = exchange.request.extensions.get("timeout")
+        if asked is not None and (not timeout or asked < timeout):
+            timeout = asked
+        if timeout:
+            self.deadline = time.monotonic() + timeout
+            self.session.wake_timer()
+
+    def expire(self) -> None:
+        """The route timeout passed (the session's timer calls this)."""
+        exchange = self.exchange
+        if self.done or exchange.response is not None:
+            return
+        if self.shared is not None:
+            self.shared.abandon(self.uid)
+        if self.fanout is not None:
+            self.fanout.abandon()
+        timeout = exchange.route.timeout if exchange.route else 0
+        self.session._fail(self, Status.TIMEOUT, f"no response within {timeout:g}s")
+
+    def abandon(self) -> None:
+        """The client went away: nobody waits for the reply any more."""
+        if self.shared is not None:
+            self.shared.abandon(self.uid)
+        if self.fanout is not None:
+            self.fanout.abandon()
+        if not self.done:
+            self.done = True
+            in_flight[0] -= 1
+            exchange = self.exchange
+            exchange.upstream_failure = exchange.upstream_failure or "client went away"
+            if self.shared is not None and exchange.endpoint is not None:
+                exchange.endpoint.active_requests -= 1
+            self.session.lr.finish(exchange)

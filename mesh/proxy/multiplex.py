@@ -241,19 +241,7 @@ class MultiplexSession(StreamEvents):
             self._forward_oneway(inflight, shared)
             return
         inflight.uid = shared.submit(exchange.request, inflight)
-        self._set_deadline(inflight)
-
-    def _set_deadline(self, inflight: InFlight) -> None:
-        """The route timeout, or the client's own deadline (gRPC ``grpc-timeout``) if sooner."""
-        exchange = inflight.exchange
-        assert exchange.route is not None
-        timeout = exchange.route.timeout
-        asked = exchange.request.extensions.get("timeout")
-        if asked is not None and (not timeout or asked < timeout):
-            timeout = asked
-        if timeout:
-            inflight.deadline = time.monotonic() + timeout
-            self._wake_timer.set()
+        inflight.arm_deadline()
 
     async def _forward_dedicated(self, inflight: InFlight, codec: Codec,
                                  endpoint: UpstreamEndpoint) -> None:
@@ -390,37 +378,15 @@ class MultiplexSession(StreamEvents):
             await trio.sleep(TICK)
             now = time.monotonic()
             for inflight in [i for i in self.active.values() if 0 < i.deadline <= now]:
-                self._expire(inflight)
+                inflight.expire()
             if self._lane is not None:
                 self._lane.expire(now)
             end_of_batch()
-
-    def _expire(self, inflight: InFlight) -> None:
-        if inflight.done or inflight.exchange.response is not None:
-            return
-        route = inflight.exchange.route
-        if inflight.shared is not None:
-            inflight.shared.abandon(inflight.uid)
-        if inflight.fanout is not None:
-            inflight.fanout.abandon()
-        timeout = route.timeout if route else 0
-        self._fail(inflight, Status.TIMEOUT, f"no response within {timeout:g}s")
 
     def _abandon_all(self) -> None:
         if self._lane is not None:
             self._lane.abandon_all()
         for inflight in list(self.active.values()):
-            if inflight.shared is not None:
-                inflight.shared.abandon(inflight.uid)
-            if inflight.fanout is not None:
-                inflight.fanout.abandon()
-            if not inflight.done:
-                inflight.done = True
-                in_flight[0] -= 1
-                exchange = inflight.exchange
-                exchange.upstream_failure = exchange.upstream_failure or "client went away"
-                if inflight.shared is not None and exchange.endpoint is not None:
-                    exchange.endpoint.active_requests -= 1
-                self.lr.finish(exchange)
+            inflight.abandon()
         self.active.clear()
 

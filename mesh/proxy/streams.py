@@ -42,9 +42,6 @@ class StreamEvents:
     def _upstream_failed(self, inflight: InFlight, exc: UpstreamError) -> None:
         raise NotImplementedError  # MultiplexSession's
 
-    def _set_deadline(self, inflight: InFlight) -> None:
-        raise NotImplementedError  # MultiplexSession's
-
     def _bridge(self, inflight: InFlight, pool: PingPongPool) -> None:
         """An exchange to a one-at-a-time upstream (HTTP/2 client, HTTP/1.1 server)."""
         exchange = inflight.exchange
@@ -54,7 +51,7 @@ class StreamEvents:
                                                     route.hash_key)
         endpoint.active_requests += 1
         bridge = inflight.shared = PingPongBridge(inflight, exchange.request, pool, endpoint)
-        self._set_deadline(inflight)
+        inflight.arm_deadline()
         self._nursery.start_soon(bridge.run)
 
     def _follow_up(self, event: Event) -> None:
