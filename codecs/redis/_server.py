@@ -115,13 +115,17 @@ class ServerConnection(LocalAnswers):
         if (self._parsed is not None or self._tx is not None or not self._authed or self._resp3
                 or self._quit or self._watch is not None):
             return None
-        buf, pos = self._buf, self._pos
-        if pos >= len(buf) or buf[pos] != 0x2A:
-            return None
-        array = self._array()
-        if array is None:
-            return None
-        args = array[0]
+        while True:
+            buf, pos = self._buf, self._pos
+            if pos >= len(buf) or buf[pos] != 0x2A:
+                return None
+            array = self._array()
+            if array is None:
+                return None
+            args = array[0]
+            if args:
+                break
+            # *0 or *-1, consumed: Redis ignores it
         if len(args) > 1:
             arity = PLAIN_ARITY.get(args[0])
             if arity is None:
@@ -161,6 +165,8 @@ class ServerConnection(LocalAnswers):
         if not buf.startswith(raw, pos):  # e.g. *0: not the canonical encoding
             end = self._careful(buf, pos)
             raw = bytes(buf[pos:end])
+        elif len(raw) > self._max_bulk:  # a bulk string may be over the limit: the walk says
+            self._careful(buf, pos)
         self._pos = pos + len(raw)
         return args, raw
 
