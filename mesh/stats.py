@@ -44,7 +44,7 @@ class TrafficStats:
     """Counters for one listener, route or cluster."""
 
     __slots__ = ("kind", "name", "cx_total", "cx_active", "requests", "responses",
-                 "local_replies", "failures", "latency")
+                 "local_replies", "failures", "latency", "shares")
 
     def __init__(self, kind: str, name: str) -> None:
         self.kind = kind
@@ -57,6 +57,10 @@ class TrafficStats:
         self.local_replies: dict[str, int] = {}
         self.failures = 0
         self.latency = LatencyHistogram()
+        #: requests, responses and latency counted in other objects that belong to this
+        #: scope too (the plain lane bumps one object for its listener, route and cluster:
+        #: mesh/proxy/plain.py); added in when rendered
+        self.shares: list[TrafficStats] = []
 
     def response(self, status_class: str, seconds: float) -> None:
         responses = self.responses
@@ -69,15 +73,27 @@ class TrafficStats:
     def render(self) -> Iterator[str]:
         prefix = f"mesh_{self.kind}"
         labels = f'{self.kind}="{self.name}"'
+        requests, responses, latency = self.requests, dict(self.responses), self.latency
+        if self.shares:
+            latency = LatencyHistogram()
+            for part in (self, *self.shares):
+                if part is not self:
+                    requests += part.requests
+                    for status_class, count in part.responses.items():
+                        responses[status_class] = responses.get(status_class, 0) + count
+                latency.counts = [a + b for a, b in zip(latency.counts, part.latency.counts,
+                                                        strict=True)]
+                latency.total += part.latency.total
+                latency.count += part.latency.count
         yield f"{prefix}_cx_total{{{labels}}} {self.cx_total}"
         yield f"{prefix}_cx_active{{{labels}}} {self.cx_active}"
-        yield f"{prefix}_requests_total{{{labels}}} {self.requests}"
+        yield f"{prefix}_requests_total{{{labels}}} {requests}"
         yield f"{prefix}_failures_total{{{labels}}} {self.failures}"
-        for status_class, count in sorted(self.responses.items()):
+        for status_class, count in sorted(responses.items()):
             yield f'{prefix}_responses_total{{{labels},class="{status_class}"}} {count}'
         for status, count in sorted(self.local_replies.items()):
             yield f'{prefix}_local_replies_total{{{labels},status="{status}"}} {count}'
-        yield from self.latency.render(f"{prefix}_request_duration_seconds", labels)
+        yield from latency.render(f"{prefix}_request_duration_seconds", labels)
 
 
 class StatsRegistry:

@@ -49,9 +49,21 @@ class ListenerRuntime:
         self.stats: TrafficStats = stats.scope("listener", config.name)
         self.route_stats = {r.name: stats.scope("route", r.name) for r in self.routes.routes}
         self.cluster_stats = {name: stats.scope("cluster", name) for name in clusters}
+        self._lane_stats: dict[tuple[str, str], TrafficStats] = {}
         self.access_log = access_log_enabled
         self.reaper = reaper
         self._pools: dict[tuple[str, str], PingPongPool | SharedPool] = {}
+
+    def lane_stats(self, route: str, cluster: str) -> TrafficStats:
+        """One stats object the plain lane bumps for this listener, ``route`` and ``cluster``
+        at once (mesh/proxy/plain.py); each of the three scopes renders it in."""
+        key = (route, cluster)
+        stats = self._lane_stats.get(key)
+        if stats is None:
+            stats = self._lane_stats[key] = TrafficStats("lane", f"{route}/{cluster}")
+            for scope in (self.stats, self.route_stats[route], self.cluster_stats[cluster]):
+                scope.shares.append(stats)
+        return stats
 
     def upstream_codec(self, downstream: Codec, cluster: UpstreamCluster) -> Codec:
         name = cluster.config.protocol or self.config.upstream_protocol

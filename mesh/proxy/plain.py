@@ -25,7 +25,6 @@ leaves out is what no plain request uses: request keys and filters.
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +32,7 @@ from mesh.cluster import UpstreamCluster, UpstreamEndpoint, UpstreamError
 from mesh.cluster.shared import SharedConnection, SharedPool
 from mesh.codec import Event, Headers, Status
 from mesh.net.flush import in_flight
-from mesh.stats import BUCKETS, TrafficStats
+from mesh.stats import TrafficStats
 from mesh.stream.exchange import status_class
 
 if TYPE_CHECKING:
@@ -81,8 +80,10 @@ class PlainLane:
         self._next_plain = next_plain
         #: plain calls sent and not yet answered
         self.pending = 0
-        #: listener, route and cluster stats of the last batch's route
+        #: listener, route and cluster stats of the last batch's route, and the object
+        #: counting requests, responses and latency for all three (ListenerRuntime.lane_stats)
         self._scopes: tuple[TrafficStats, TrafficStats, TrafficStats] | None = None
+        self._counts: TrafficStats | None = None
         self._timeout = 0.0
         #: route and cluster names of the last batch, for the access log
         self._names: tuple[str, str] = ("", "")
@@ -123,6 +124,7 @@ class PlainLane:
         session = self.session
         lr = session.lr
         self._scopes = (lr.stats, lr.route_stats[route.name], lr.cluster_stats[cluster.name])
+        counts = self._counts = lr.lane_stats(route.name, cluster.name)
         self._timeout = timeout = route.timeout
         self._names = (route.name, cluster.name)
         start = time.monotonic()
@@ -145,8 +147,7 @@ class PlainLane:
             endpoint.active_requests += 1
             call.uid = shared.submit_plain(raw, call)
             plain = self._next_plain()
-        lr.stats.requests += count
-        lr.route_stats[route.name].requests += count
+        counts.requests += count
         in_flight[0] += count
         self.pending += count
         session.deadline = 0.0  # busy: never idle-expired while calls run
@@ -198,19 +199,10 @@ class PlainLane:
         self.pending -= 1
         if call.shared is not None:
             call.endpoint.active_requests -= 1
-        scopes = self._scopes
-        if scopes is not None:
-            # TrafficStats.response for the three scopes, the bucket found once
+        counts = self._counts
+        if counts is not None:
             elapsed = time.monotonic() - call.start
-            bucket = bisect_left(BUCKETS, elapsed)
-            for stats in scopes:
-                responses = stats.responses
-                responses[klass] = responses.get(klass, 0) + 1
-                latency = stats.latency
-                latency.counts[bucket] += 1
-                latency.total += elapsed
-                latency.count += 1
-            scopes[2].requests += 1
+            counts.response(klass, elapsed)
             lr = self.session.lr
             if lr.access_log:
                 route, cluster = self._names
