@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mesh.cluster import UpstreamCluster, UpstreamEndpoint, UpstreamError
 from mesh.cluster.shared import SharedConnection, SharedPool
@@ -43,6 +43,16 @@ __all__ = ["PlainCall", "PlainLane"]
 
 #: the hash spec of a cluster that places requests by their (Redis/memcached) key
 _KEY_SPEC = "header:key"
+
+
+class _Target(NamedTuple):
+    """Where the lane sends, and what it counts in, while the listener's routing stays so."""
+
+    route: CompiledRoute
+    cluster: UpstreamCluster
+    pool: SharedPool
+    scopes: tuple[TrafficStats, TrafficStats, TrafficStats]  # listener, route, cluster
+    counts: TrafficStats  # ListenerRuntime.lane_stats: rendered into all three
 
 
 class PlainCall:
@@ -84,12 +94,24 @@ class PlainLane:
         #: counting requests, responses and latency for all three (ListenerRuntime.lane_stats)
         self._scopes: tuple[TrafficStats, TrafficStats, TrafficStats] | None = None
         self._counts: TrafficStats | None = None
+        #: the last target found (a listener's routes and filters never change; a cluster
+        #: may be replaced or lose its endpoints: checked on every use)
+        self._last: _Target | None = None
         self._timeout = 0.0
         #: route and cluster names of the last batch, for the access log
         self._names: tuple[str, str] = ("", "")
 
-    def _target(self) -> tuple[CompiledRoute, UpstreamCluster, SharedPool] | None:
+    def _target(self) -> _Target | None:
         """Where plain requests go now, or None when routing could depend on the request."""
+        target = self._last
+        if target is not None:  # the same as last time while its cluster is the same
+            cluster = target.cluster
+            if self.session.lr.clusters.get(cluster.name) is cluster and cluster.endpoints:
+                return target
+        target = self._last = self._find_target()
+        return target
+
+    def _find_target(self) -> _Target | None:
         session = self.session
         lr = session.lr
         if lr.filters.acts_on(session.codec.name):
@@ -100,13 +122,14 @@ class PlainLane:
         cluster = lr.clusters.get(route.clusters[0])
         if (cluster is None or not cluster.endpoints or cluster.local is not None
                 or (route.hash_key or cluster.hash_key) != _KEY_SPEC
-                or getattr(session.cc, "upstream_codec", None) is not None
                 or lr.upstream_codec(session.codec, cluster) is not session.codec):
             return None
         pool = lr.pool_for(session.codec, cluster)
         if not isinstance(pool, SharedPool):
             return None
-        return route, cluster, pool
+        return _Target(route, cluster, pool,
+                       (lr.stats, lr.route_stats[route.name], lr.cluster_stats[cluster.name]),
+                       lr.lane_stats(route.name, cluster.name))
 
     def forward(self) -> Coroutine[Any, Any, None] | None:
         """Forward the plain requests at the head of the session's input.
@@ -120,40 +143,44 @@ class PlainLane:
         plain = self._next_plain()
         if plain is None:
             return None
-        route, cluster, pool = target
-        session = self.session
-        lr = session.lr
-        self._scopes = (lr.stats, lr.route_stats[route.name], lr.cluster_stats[cluster.name])
-        counts = self._counts = lr.lane_stats(route.name, cluster.name)
+        self._scopes, self._counts = target.scopes, target.counts
+        route, pool = target.route, target.pool
         self._timeout = timeout = route.timeout
-        self._names = (route.name, cluster.name)
+        self._names = (route.name, target.cluster.name)
         start = time.monotonic()
         deadline = start + timeout if timeout else 0.0
-        pick = cluster.balancer.pick_key
-        order = session.out.order
+        pick = target.cluster.balancer.pick_key
+        order = self.session.out.order
         count = 0
         waiting: Coroutine[Any, Any, None] | None = None
-        while plain is not None:
-            method, key, raw = plain
-            endpoint = pick(key)
-            call = PlainCall(self, start, deadline, endpoint, method)
-            order.append(call)
-            count += 1
-            shared = pool.ready(endpoint)
-            if shared is None:  # a connect is due: the rest of the input waits for it
-                waiting = self._connect_and_send(call, pool, raw)
-                break
-            call.shared = shared
-            endpoint.active_requests += 1
-            call.uid = shared.submit_plain(raw, call)
-            plain = self._next_plain()
-        counts.requests += count
+        try:
+            while plain is not None:
+                method, key, raw = plain
+                endpoint = pick(key)
+                call = PlainCall(self, start, deadline, endpoint, method)
+                order.append(call)
+                count += 1
+                shared = pool.ready(endpoint)
+                if shared is None:  # a connect is due: the rest of the input waits for it
+                    waiting = self._connect_and_send(call, pool, raw)
+                    break
+                call.shared = shared
+                endpoint.active_requests += 1
+                call.uid = shared.submit_plain(raw, call)
+                plain = self._next_plain()  # may raise on malformed input: counted first
+        finally:
+            self._started(count, deadline)
+        return waiting
+
+    def _started(self, count: int, deadline: float) -> None:
+        assert self._counts is not None
+        self._counts.requests += count
         in_flight[0] += count
         self.pending += count
+        session = self.session
         session.deadline = 0.0  # busy: never idle-expired while calls run
         if deadline:
             session.wake_timer()
-        return waiting
 
     async def _connect_and_send(self, call: PlainCall, pool: SharedPool, raw: bytes) -> None:
         try:
