@@ -67,6 +67,11 @@ class Connection:
         """Bytes queued by ``write`` and not yet handed to the kernel."""
         return self._out_size
 
+    @property
+    def stalled(self) -> bool:
+        """Output the flusher could not finish is owed: the next ``recv`` sends it first."""
+        return self._stalled
+
     async def recv(self, size: int = RECV_SIZE, wait_first: bool = False) -> bytes:
         """Up to ``size`` bytes; ``b""`` at end of stream.
 

@@ -41,7 +41,7 @@ from mesh.proxy.dedicated import DedicatedLinks
 from mesh.proxy.fanout import Fanout, FanoutJob
 from mesh.proxy.inflight import InFlight
 from mesh.proxy.plain import PlainLane
-from mesh.proxy.replies import ReplyWriter
+from mesh.proxy.replies import REPLIES_HIGH_WATER, ReplyWriter
 from mesh.proxy.routing import route_exchange
 from mesh.proxy.streams import StreamEvents, refused
 from mesh.stream import Exchange
@@ -53,7 +53,6 @@ __all__ = ["MultiplexSession"]
 
 log = structlog.get_logger("mesh.proxy")
 
-_HIGH_WATER = 1024 * 1024
 _INTERNAL_ERROR = 2  # HTTP/2 RST_STREAM code for an exchange that failed mid-reply
 #: How long a client that stopped sending still waits for replies owed to it
 #: (exchanges without a route timeout could otherwise hold the connection forever).
@@ -134,18 +133,27 @@ class MultiplexSession(StreamEvents):
         cc, conn, lane = self.cc, self.conn, self._lane
         drained = False  # the last recv was short: the socket is empty, wait before reading
         while True:
-            if lane is not None:
-                waiting = lane.forward()
-                if waiting is not None:
+            if lane is None:
+                event = cc.next_event()
+            elif lane.handoff is None:
+                if (waiting := lane.forward()) is not None:  # a connect is due
                     await waiting
-            event = cc.next_event()
+                event = cc.next_event()
+            else:  # what the lane's on_input left for this task
+                event = await lane.take_handoff()
+                if event is None:
+                    continue
             if event is NEED_DATA:
-                if conn.pending_output > _HIGH_WATER:
+                if conn.pending_output > REPLIES_HIGH_WATER:
                     await self.out.drain()  # backpressure: the client is not reading
                 if not self._busy and self._idle < math.inf:
                     self.deadline = time.monotonic() + self._idle
                 try:
                     end_of_batch()
+                    if lane is not None and drained and not conn.stalled:
+                        await lane.wait_input()  # plain requests are forwarded in the poller's turn
+                        drained = False
+                        continue
                     data = await conn.recv(wait_first=drained)
                 except ConnectionBroken:
                     if conn.closed:

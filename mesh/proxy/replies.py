@@ -20,7 +20,11 @@ from mesh.net.connection import Connection
 from mesh.net.credits import OutputCredits
 from mesh.net.flush import mark_dirty
 
-__all__ = ["Ordered", "ReplyWriter"]
+__all__ = ["REPLIES_HIGH_WATER", "Ordered", "ReplyWriter"]
+
+#: Queued replies past which a multiplexed session stops reading its client until the
+#: client takes them (backpressure).
+REPLIES_HIGH_WATER = 1024 * 1024
 
 log = structlog.get_logger("mesh.proxy")
 

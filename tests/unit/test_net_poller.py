@@ -305,3 +305,79 @@ def test_output_the_flusher_could_not_finish_goes_out_before_the_next_read() -> 
             b.close()
 
     trio.run(main)
+
+
+def test_wait_input_offers_edges_to_the_callback_and_wakes_only_when_it_says_so() -> None:
+    """``wait_input``: input the callback handles (True) leaves the task parked; False wakes it;
+    a callback that raises wakes it too, and the poller goes on serving others."""
+    async def main() -> None:
+        async with running_poller():
+            a, b = pair()
+            seen: list[bytes] = []
+            answers = [True, True, False]
+
+            def on_input() -> bool:
+                while True:
+                    try:
+                        seen.append(a.recv(100))
+                    except BlockingIOError:
+                        return answers.pop(0)
+
+            woke: list[bool] = []
+
+            async def reader() -> None:
+                await poller.wait_input(a, on_input)
+                woke.append(True)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(reader)
+                for chunk in (b"one", b"two"):
+                    await trio.testing.wait_all_tasks_blocked()
+                    b.send(chunk)
+                    await trio.testing.wait_all_tasks_blocked()
+                    assert woke == [], "handled input must not wake the task"
+                b.send(b"three")
+            assert woke == [True] and seen == [b"one", b"two", b"three"]
+
+            def broken() -> bool:
+                raise RuntimeError("a bug in a callback")
+
+            async def reader2() -> None:
+                await poller.wait_input(a, broken)
+                woke.append(True)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(reader2)
+                await trio.testing.wait_all_tasks_blocked()
+                b.send(b"x")
+            assert woke == [True, True]
+            assert a.recv(10) == b"x"  # still there for the woken task
+            poller.forget(a)
+            a.close()
+            b.close()
+
+    trio.run(main)
+
+
+def test_wait_input_ends_with_closed_when_the_callback_closes_the_socket() -> None:
+    """A callback that closes the socket (``forget``) wakes the task once, with the close."""
+    async def main() -> None:
+        async with running_poller():
+            a, b = pair()
+
+            def closing() -> bool:
+                poller.forget(a)
+                return False
+
+            async def reader() -> None:
+                with pytest.raises(trio.ClosedResourceError):
+                    await poller.wait_input(a, closing)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(reader)
+                await trio.testing.wait_all_tasks_blocked()
+                b.send(b"bye")
+            a.close()
+            b.close()
+
+    trio.run(main)
