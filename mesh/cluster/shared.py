@@ -42,6 +42,7 @@ from mesh.codec import (
 from mesh.net.connection import RECV_SIZE, Connection, ConnectionBroken
 from mesh.net.credits import Credit, OutputCredits
 from mesh.net.flush import end_of_batch, mark_dirty
+from mesh.net.poller import wait_input
 
 __all__ = ["ResponseSink", "SharedConnection", "SharedPool"]
 
@@ -102,6 +103,8 @@ class SharedConnection:
         self._held = OutputCredits(conn)
         #: the codec's plain-lane send (Redis), if it has one
         self._send_plain: Callable[[int, bytes], bytes] = getattr(cc, "send_plain", _no_plain)
+        #: why the connection ends, found by ``_on_input`` for the reader task
+        self._ending: str | None = None
 
     @property
     def has_room(self) -> bool:
@@ -181,19 +184,56 @@ class SharedConnection:
             self._held.release()
 
     async def _reader(self) -> str:
-        cc, conn, pending = self.cc, self.conn, self.pending
+        cc, conn = self.cc, self.conn
         drained = False  # the last recv was short: the socket is empty, wait before reading
+        while True:
+            reason = self._ending or self._take_replies()
+            if reason is not None:
+                return reason
+            end_of_batch()
+            if drained and not conn.stalled:
+                try:  # replies are taken in the poller's turn while they keep coming
+                    await wait_input(conn.sock, self._on_input)
+                except trio.ClosedResourceError:
+                    raise ConnectionBroken("closed while waiting to read") from None
+                drained = False
+                continue
+            data = await conn.recv()
+            drained = len(data) < RECV_SIZE
+            cc.receive_data(data)
+
+    def _on_input(self) -> bool:
+        """Replies for the waiting reader, in the poller's turn (mesh/net/poller.py): taken
+        right here, without a task switch; False wakes the reader (end, error)."""
+        try:
+            while True:
+                data = self.conn.sock.recv(RECV_SIZE)
+                self.cc.receive_data(data)
+                if not data:
+                    return False  # the reader sees CLOSED
+                self._ending = self._take_replies()
+                if self._ending is not None:
+                    return False
+                if len(data) < RECV_SIZE:
+                    return True
+        except BlockingIOError:
+            return True
+        except OSError as exc:
+            self._ending = f"upstream connection failed: {exc}"
+            return False
+        finally:
+            end_of_batch()
+
+    def _take_replies(self) -> str | None:
+        """Hand every complete reply event to its sink; a reason when the connection ends."""
+        cc, pending = self.cc, self.pending
         while True:
             try:
                 event = cc.next_event()
             except RemoteProtocolError as exc:
                 return f"bad reply from upstream: {exc}"
             if event is NEED_DATA:
-                end_of_batch()
-                data = await conn.recv(wait_first=drained)
-                drained = len(data) < RECV_SIZE
-                cc.receive_data(data)
-                continue
+                return None
             if event is CLOSED or event is PAUSED:
                 return "upstream closed the connection"
             if cc.is_heartbeat(event):
