@@ -40,6 +40,7 @@ from mesh.net.reaper import TICK
 from mesh.proxy.dedicated import DedicatedLinks
 from mesh.proxy.fanout import Fanout, FanoutJob
 from mesh.proxy.inflight import InFlight
+from mesh.proxy.input_turn import InputTurn
 from mesh.proxy.plain import PlainLane
 from mesh.proxy.replies import REPLIES_HIGH_WATER, ReplyWriter
 from mesh.proxy.routing import route_exchange
@@ -77,9 +78,10 @@ class MultiplexSession(StreamEvents):
         #: optional codec hook: requests split across shards (Redis MGET, MSET, DEL...)
         self._fan_out = getattr(self.cc, "fan_out", None)
         #: optional codec hook: requests forwarded by their key alone (Redis GET, SET...)
-        next_plain = getattr(self.cc, "next_plain", None)
-        self._lane = (PlainLane(self, next_plain) if next_plain is not None
-                      and codec.pool_mode is PoolMode.PIPELINE else None)
+        plain = getattr(self.cc, "next_plain", None) if codec.pool_mode is PoolMode.PIPELINE else None
+        self.lane = PlainLane(self, plain) if plain is not None else None
+        #: input forwarded in the poller's turn; not with flow control or stream resets
+        self._turn = None if self._acknowledge or self._resets else InputTurn(self)
         self.active: dict[int, InFlight] = {}
         self.out = ReplyWriter(conn, self.cc, codec.pool_mode is PoolMode.PIPELINE)
         self._wake_timer = trio.Event()
@@ -130,19 +132,17 @@ class MultiplexSession(StreamEvents):
             self.conn.close()  # wakes the read loop's recv with ConnectionBroken
 
     async def _read_loop(self) -> None:
-        cc, conn, lane = self.cc, self.conn, self._lane
+        cc, conn, lane, turn = self.cc, self.conn, self.lane, self._turn
         drained = False  # the last recv was short: the socket is empty, wait before reading
         while True:
-            if lane is None:
-                event = cc.next_event()
-            elif lane.handoff is None:
-                if (waiting := lane.forward()) is not None:  # a connect is due
-                    await waiting
-                event = cc.next_event()
-            else:  # what the lane's on_input left for this task
-                event = await lane.take_handoff()
+            if turn is not None and turn.handoff is not None:  # left by on_input for this task
+                event = await turn.take_handoff()
                 if event is None:
                     continue
+            else:
+                if lane is not None and (waiting := lane.forward()) is not None:  # a connect
+                    await waiting
+                event = cc.next_event()
             if event is NEED_DATA:
                 if conn.pending_output > REPLIES_HIGH_WATER:
                     await self.out.drain()  # backpressure: the client is not reading
@@ -150,8 +150,8 @@ class MultiplexSession(StreamEvents):
                     self.deadline = time.monotonic() + self._idle
                 try:
                     end_of_batch()
-                    if lane is not None and drained and not conn.stalled:
-                        await lane.wait_input()  # plain requests are forwarded in the poller's turn
+                    if turn is not None and drained and not conn.stalled:
+                        await turn.wait_input()  # requests are forwarded in the poller's turn
                         drained = False
                         continue
                     data = await conn.recv(wait_first=drained)
@@ -168,7 +168,7 @@ class MultiplexSession(StreamEvents):
                 if cc.is_heartbeat(event):
                     self.out.emit(None, cc.heartbeat_reply(event))
                 else:
-                    waiting = self._start(event)
+                    waiting = self.start(event)
                     if waiting is not None:  # a connect, or a split across endpoints
                         await waiting
                 continue
@@ -182,7 +182,7 @@ class MultiplexSession(StreamEvents):
 
     # -- exchanges -----------------------------------------------------------
 
-    def _start(self, request: Headers) -> Coroutine[Any, Any, None] | None:
+    def start(self, request: Headers) -> Coroutine[Any, Any, None] | None:
         """Answer, refuse or forward ``request``; a coroutine when that has to wait.
 
         Synchronous as long as no wait is needed (an upstream connection with room is
@@ -360,7 +360,7 @@ class MultiplexSession(StreamEvents):
     @property
     def _busy(self) -> bool:
         """Exchanges or plain-lane calls still wait for replies."""
-        return bool(self.active) or (self._lane is not None and self._lane.pending > 0)
+        return bool(self.active) or (self.lane is not None and self.lane.pending > 0)
 
     def lane_idle(self) -> None:
         """Nothing of one kind is in flight any more: settled and idle if the other is quiet."""
@@ -387,13 +387,13 @@ class MultiplexSession(StreamEvents):
             now = time.monotonic()
             for inflight in [i for i in self.active.values() if 0 < i.deadline <= now]:
                 inflight.expire()
-            if self._lane is not None:
-                self._lane.expire(now)
+            if self.lane is not None:
+                self.lane.expire(now)
             end_of_batch()
 
     def _abandon_all(self) -> None:
-        if self._lane is not None:
-            self._lane.abandon_all()
+        if self.lane is not None:
+            self.lane.abandon_all()
         for inflight in list(self.active.values()):
             inflight.abandon()
         self.active.clear()

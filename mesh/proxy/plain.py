@@ -28,15 +28,10 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import trio
-
 from mesh.cluster import UpstreamCluster, UpstreamEndpoint, UpstreamError
 from mesh.cluster.shared import SharedConnection, SharedPool
-from mesh.codec import NEED_DATA, Event, Headers, NextEvent, RemoteProtocolError, Status
-from mesh.net import poller
-from mesh.net.connection import RECV_SIZE, ConnectionBroken
-from mesh.net.flush import end_of_batch, in_flight
-from mesh.proxy.replies import REPLIES_HIGH_WATER
+from mesh.codec import Event, Headers, Status
+from mesh.net.flush import in_flight
 from mesh.stats import TrafficStats
 from mesh.stream.exchange import status_class
 
@@ -102,9 +97,6 @@ class PlainLane:
         #: the last target found (a listener's routes and filters never change; a cluster
         #: may be replaced or lose its endpoints: checked on every use)
         self._last: _Target | None = None
-        #: what ``on_input`` left for the read loop: the next event, a connect to wait for,
-        #: or an error to raise
-        self.handoff: NextEvent | Coroutine[Any, Any, None] | Exception | None = None
         self._timeout = 0.0
         #: route and cluster names of the last batch, for the access log
         self._names: tuple[str, str] = ("", "")
@@ -189,56 +181,6 @@ class PlainLane:
         session.deadline = 0.0  # busy: never idle-expired while calls run
         if deadline:
             session.wake_timer()
-
-    async def wait_input(self) -> None:
-        """The read loop's wait for input while its buffer is empty (mesh/net/poller.py)."""
-        try:
-            await poller.wait_input(self.session.conn.sock, self.on_input)
-        except trio.ClosedResourceError:
-            raise ConnectionBroken("closed while waiting to read") from None
-
-    def on_input(self) -> bool:
-        """Input for a waiting read loop, in the poller's turn: plain requests are forwarded
-        right here, without a task switch per request. False wakes the read loop for the
-        rest (another kind of request, a connect, end of input, an error, backpressure)."""
-        session = self.session
-        conn, cc = session.conn, session.cc
-        try:
-            while True:
-                data = conn.sock.recv(RECV_SIZE)
-                cc.receive_data(data)
-                if not data:
-                    return False  # the read loop sees CLOSED
-                waiting = self.forward()
-                if waiting is not None:
-                    self.handoff = waiting
-                    return False
-                event = cc.next_event()
-                if event is not NEED_DATA:
-                    self.handoff = event
-                    return False
-                if len(data) < RECV_SIZE:  # the socket is empty: the next edge is new input
-                    return conn.pending_output <= REPLIES_HIGH_WATER  # else the loop drains first
-        except BlockingIOError:
-            return True
-        except OSError as exc:
-            self.handoff = ConnectionBroken(str(exc))
-            return False
-        except RemoteProtocolError as exc:
-            self.handoff = exc
-            return False
-        finally:
-            end_of_batch()
-
-    async def take_handoff(self) -> NextEvent | None:
-        """What ``on_input`` left: the event to go on with, or None once a connect is done."""
-        handoff, self.handoff = self.handoff, None
-        if isinstance(handoff, Exception):
-            raise handoff
-        if isinstance(handoff, Coroutine):
-            await handoff
-            return None
-        return handoff
 
     async def _connect_and_send(self, call: PlainCall, pool: SharedPool, raw: bytes) -> None:
         try:
