@@ -81,23 +81,18 @@ def _watch(sock: socket.socket) -> _Watch | None:
 
 
 async def wait_readable(sock: socket.socket) -> None:
-    watch = _watch(sock)
-    if watch is None:
-        await trio.lowlevel.wait_readable(sock)
-    elif watch.readable:
-        watch.readable = False
-    else:
-        await _park(watch, True)
+    await wait_input(sock, None)
 
 
-async def wait_input(sock: socket.socket, on_input: Callable[[], bool]) -> None:
+async def wait_input(sock: socket.socket, on_input: Callable[[], bool] | None) -> None:
     """``wait_readable``, but each read edge is first offered to ``on_input()``, called in
     the poller's task; the waiting task is woken only when it returns False.
 
-    For a session whose usual input needs no task of its own (Redis' plain lane): reading
-    and forwarding right in the poller's turn saves a task switch per request. ``on_input``
-    must not raise, and must read the socket until it would block before returning True
-    (edges are only reported again for new input).
+    For readers whose usual input needs no task of their own (mesh/proxy/input_turn.py,
+    shared upstream connections): reading and forwarding right in the poller's turn saves a
+    task switch per request. ``on_input`` must not raise, and must read the socket until it
+    would block before returning True (edges are only reported again for new input).
+    ``on_input=None`` is ``wait_readable``.
     """
     watch = _watch(sock)
     if watch is None:

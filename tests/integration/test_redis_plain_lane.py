@@ -83,6 +83,16 @@ def _client(proxy: MeshProxy) -> Any:
     return redis.Redis(host=LOOPBACK, port=proxy.port, socket_timeout=10)
 
 
+def _read(sock: socket.socket, size: int) -> bytes:
+    """``size`` bytes from ``sock`` (replies may come in several segments)."""
+    got = b""
+    while len(got) < size:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {got!r}"
+        got += chunk
+    return got
+
+
 def _keys(prefix: str, count: int) -> list[str]:
     # fnv1a puts near-identical short keys on one arc of the ring: vary them
     return [prefix + hashlib.sha1(b"%d" % i).hexdigest()[:12] for i in range(count)]
@@ -130,12 +140,7 @@ def test_inline_commands_between_arrays_in_one_send(proxy: MeshProxy) -> None:
         sock.sendall(b"SET inline:a 1\r\n*2\r\n$3\r\nGET\r\n$8\r\ninline:a\r\nPING\r\n"
                      b"*3\r\n$6\r\nINCRBY\r\n$8\r\ninline:a\r\n$2\r\n41\r\nGET inline:a\r\n")
         want = b"+OK\r\n$1\r\n1\r\n+PONG\r\n:42\r\n$2\r\n42\r\n"
-        got = b""
-        while len(got) < len(want):
-            chunk = sock.recv(4096)
-            assert chunk, f"closed after {got!r}"
-            got += chunk
-        assert got == want
+        assert _read(sock, len(want)) == want
 
 
 def test_a_paused_shard_times_out_only_its_commands(proxy: MeshProxy, shards: Shards) -> None:
@@ -182,12 +187,7 @@ def test_stats_and_access_log_count_every_plain_command(proxy: MeshProxy) -> Non
                               % (len(k), k.encode(), len(k), k.encode())
                               for k in _keys("stats:", 50)))
         want = b"+OK\r\n$1\r\nx\r\n" * 50
-        got = b""
-        while len(got) < len(want):
-            chunk = sock.recv(65536)
-            assert chunk, f"closed after {got!r}"
-            got += chunk
-        assert got == want
+        assert _read(sock, len(want)) == want
     after = stats()
     for name, label in (("mesh_listener_requests_total", 'listener="proxy"'),
                         ("mesh_route_requests_total", 'route="default"'),
