@@ -221,6 +221,10 @@ class SharedConnection:
         except OSError as exc:
             self._ending = f"upstream connection failed: {exc}"
             return False
+        except Exception as exc:  # a bug in a sink: end this connection, not the worker
+            log.exception("reply_delivery_failed", upstream=self.endpoint.address)
+            self._ending = f"proxy internal error: {exc!r}"
+            return False
         finally:
             end_of_batch()
 

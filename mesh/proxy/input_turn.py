@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from mesh.codec import NEED_DATA, Headers, NextEvent, RemoteProtocolError
+from mesh.codec import NEED_DATA, Headers, NextEvent
 from mesh.net import poller
 from mesh.net.connection import RECV_SIZE, ConnectionBroken
 from mesh.net.flush import end_of_batch
@@ -79,7 +79,7 @@ class InputTurn:
         except OSError as exc:
             self.handoff = ConnectionBroken(str(exc))
             return False
-        except RemoteProtocolError as exc:
+        except Exception as exc:  # RemoteProtocolError, or a bug: raised in the task, as there
             self.handoff = exc
             return False
         finally:
