@@ -367,19 +367,12 @@ class CodecConnection(Protocol):
     # None. Checked before routing; the events keep the request's place in a
     # PIPELINE reply order.
     #
-    # Optional plain lane of a PIPELINE codec (mesh/proxy/plain.py), both roles:
-    #
-    #     def next_plain(self) -> tuple[bytes, bytes, bytes] | None   # server role
-    #     def send_plain(self, stream_id: int, raw: bytes) -> Buffers   # client role
-    #
-    # ``next_plain`` consumes and returns the next request as (method, key, raw
-    # bytes) when nothing but the shard of ``key`` decides where it goes and its
-    # bytes go upstream unchanged (Redis GET, SET...); otherwise None, leaving
-    # the request for ``next_event`` (and raising as ``next_event`` would on
-    # malformed input). The session sends ``raw`` through the client role's
-    # ``send_plain`` under an upstream id; the reply comes back as usual, a
-    # Headers event with that id, and goes to the client through ``send``.
-    # Failures are answered with ``local_reply`` of a bare Headers(0, [], True, {}).
+    # Optional plain lane of a PIPELINE codec (mesh/proxy/plain.py): the server role's
+    # ``next_plain() -> (method, key, raw) | None`` consumes the next request when only
+    # the shard of ``key`` decides where it goes and ``raw`` goes upstream unchanged
+    # (Redis GET, SET...), else leaves it for ``next_event`` (raising as it would); the
+    # client role's ``send_plain(stream_id, raw) -> Buffers`` sends it. Replies come back
+    # as usual; failures get ``local_reply`` of a bare Headers(0, [], True, {}).
 
 
 @runtime_checkable
