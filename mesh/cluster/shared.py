@@ -225,8 +225,6 @@ class SharedConnection:
             log.exception("reply_delivery_failed", upstream=self.endpoint.address)
             self._ending = f"proxy internal error: {exc!r}"
             return False
-        finally:
-            end_of_batch()
 
     def _take_replies(self) -> str | None:
         """Hand every complete reply event to its sink; a reason when the connection ends."""

@@ -27,6 +27,8 @@ import structlog
 import trio
 from trio.lowlevel import Abort, Task, current_task, reschedule, wait_task_rescheduled
 
+from mesh.net.flush import end_of_batch
+
 __all__ = ["forget", "running", "run_poller", "wait_input", "wait_readable", "wait_writable",
            "wake_reader"]
 
@@ -201,6 +203,7 @@ def _dispatch(events: list[tuple[int, int]]) -> None:
             else:
                 watch.writer = None
                 reschedule(task)
+    end_of_batch()  # what the on_input callbacks queued, in one send per connection
 
 
 def _offer(on_input: Callable[[], bool]) -> bool:

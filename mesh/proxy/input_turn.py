@@ -23,7 +23,6 @@ import trio
 from mesh.codec import NEED_DATA, Headers, NextEvent
 from mesh.net import poller
 from mesh.net.connection import RECV_SIZE, ConnectionBroken
-from mesh.net.flush import end_of_batch
 from mesh.proxy.replies import REPLIES_HIGH_WATER
 
 if TYPE_CHECKING:
@@ -49,7 +48,11 @@ class InputTurn:
             raise ConnectionBroken("closed while waiting to read") from None
 
     def on_input(self) -> bool:
-        """Read and forward in the poller's turn; False wakes the read loop for the rest."""
+        """Read and forward in the poller's turn; False wakes the read loop for the rest.
+
+        What it queues is sent once the poller has offered every ready socket of its poll
+        (``end_of_batch`` there): clients that sent in the same turn share the upstream send.
+        """
         session = self.session
         conn, cc, lane = session.conn, session.cc, session.lane
         try:
@@ -82,8 +85,6 @@ class InputTurn:
         except Exception as exc:  # RemoteProtocolError, or a bug: raised in the task, as there
             self.handoff = exc
             return False
-        finally:
-            end_of_batch()
 
     async def take_handoff(self) -> NextEvent | None:
         """What ``on_input`` left: the event to go on with, or None once a wait is done."""
