@@ -216,3 +216,24 @@ def test_a_client_gone_mid_pipeline_leaves_the_proxy_serving(proxy: MeshProxy) -
     assert pipe.execute()[1::2] == [str(i).encode() for i in range(200)]
     client.close()
     assert proxy.alive()
+
+
+def test_a_shard_first_used_while_waiting_in_the_poller_turn_is_connected(
+        proxy: MeshProxy, shards: Shards) -> None:
+    """One GET opens the first shard's connection; the client's next GET, for the other shard,
+    arrives while the session waits in the poller's turn: the lane hands the connect to the
+    session's task, which sends the command once connected."""
+    from mesh.cluster.balancer import Ketama
+    from mesh.cluster.endpoint import UpstreamEndpoint
+
+    ring = Ketama([UpstreamEndpoint(LOOPBACK, p, 1, {}, 5, 30.0) for p in shards.ports])
+    by_shard: dict[int, str] = {}
+    for key in _keys("first:", 64):
+        by_shard.setdefault(ring.pick_key(key.encode()).port, key)
+    first, second = (by_shard[p] for p in shards.ports)
+    shards.direct(1).set(second, "there")
+    with socket.create_connection((LOOPBACK, proxy.port), timeout=10) as sock:
+        for key, want in ((first, b"$-1\r\n"), (second, b"$5\r\nthere\r\n")):
+            sock.sendall(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key.encode()))
+            assert _read(sock, len(want)) == want
+            time.sleep(0.2)  # the session is back to waiting in the poller's turn
