@@ -30,6 +30,11 @@ class LatencyHistogram:
         self.total += seconds
         self.count += 1
 
+    def add(self, other: LatencyHistogram) -> None:
+        self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
+        self.total += other.total
+        self.count += other.count
+
     def render(self, name: str, labels: str) -> Iterator[str]:
         running = 0
         for bound, count in zip(BUCKETS, self.counts, strict=False):
@@ -76,15 +81,12 @@ class TrafficStats:
         requests, responses, latency = self.requests, dict(self.responses), self.latency
         if self.shares:
             latency = LatencyHistogram()
-            for part in (self, *self.shares):
-                if part is not self:
-                    requests += part.requests
-                    for status_class, count in part.responses.items():
-                        responses[status_class] = responses.get(status_class, 0) + count
-                latency.counts = [a + b for a, b in zip(latency.counts, part.latency.counts,
-                                                        strict=True)]
-                latency.total += part.latency.total
-                latency.count += part.latency.count
+            latency.add(self.latency)
+            for part in self.shares:
+                requests += part.requests
+                for status_class, count in part.responses.items():
+                    responses[status_class] = responses.get(status_class, 0) + count
+                latency.add(part.latency)
         yield f"{prefix}_cx_total{{{labels}}} {self.cx_total}"
         yield f"{prefix}_cx_active{{{labels}}} {self.cx_active}"
         yield f"{prefix}_requests_total{{{labels}}} {requests}"

@@ -3,7 +3,7 @@
 While a session's read loop waits for input, ``mesh.net.poller.wait_input`` offers each read
 edge to :meth:`InputTurn.on_input` first, in the poller's own task: it reads the socket and
 forwards what it can synchronously (plain-lane requests, and requests whose upstream
-connection has room: ``MultiplexSession._start`` needs no wait then). Only what needs the
+connection has room: ``MultiplexSession.start`` needs no wait then). Only what needs the
 session's task (a connect, a split across endpoints, a request body, a heartbeat, the end of
 input, an error, backpressure) wakes it, with that thing left in ``handoff``. A task switch
 per request was most of the trio overhead left on this path (Redis unpipelined 13-16k ->

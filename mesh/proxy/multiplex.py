@@ -351,7 +351,7 @@ class MultiplexSession(StreamEvents):
         in_flight[0] -= 1
         self.active.pop(inflight.downstream_id, None)
         if not self.active:
-            self.lane_idle()
+            self.settle_if_idle()
         exchange = inflight.exchange
         if inflight.shared is not None and exchange.endpoint is not None:
             exchange.endpoint.active_requests -= 1
@@ -362,8 +362,8 @@ class MultiplexSession(StreamEvents):
         """Exchanges or plain-lane calls still wait for replies."""
         return bool(self.active) or (self.lane is not None and self.lane.pending > 0)
 
-    def lane_idle(self) -> None:
-        """Nothing of one kind is in flight any more: settled and idle if the other is quiet."""
+    def settle_if_idle(self) -> None:
+        """Exchanges or plain calls just ran out: settled, and idle, if the other kind did too."""
         if not self._busy:
             self._settled.set()
             if self._idle < math.inf:

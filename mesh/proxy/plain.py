@@ -90,16 +90,11 @@ class PlainLane:
         self._next_plain = next_plain
         #: plain calls sent and not yet answered
         self.pending = 0
-        #: listener, route and cluster stats of the last batch's route, and the object
-        #: counting requests, responses and latency for all three (ListenerRuntime.lane_stats)
-        self._scopes: tuple[TrafficStats, TrafficStats, TrafficStats] | None = None
-        self._counts: TrafficStats | None = None
         #: the last target found (a listener's routes and filters never change; a cluster
         #: may be replaced or lose its endpoints: checked on every use)
         self._last: _Target | None = None
-        self._timeout = 0.0
-        #: route and cluster names of the last batch, for the access log
-        self._names: tuple[str, str] = ("", "")
+        #: where the last batch went: its replies are counted and logged there
+        self._sent_to: _Target | None = None
 
     def _target(self) -> _Target | None:
         """Where plain requests go now, or None when routing could depend on the request."""
@@ -143,10 +138,8 @@ class PlainLane:
         plain = self._next_plain()
         if plain is None:
             return None
-        self._scopes, self._counts = target.scopes, target.counts
-        route, pool = target.route, target.pool
-        self._timeout = timeout = route.timeout
-        self._names = (route.name, target.cluster.name)
+        self._sent_to = target
+        pool, timeout = target.pool, target.route.timeout
         start = time.monotonic()
         deadline = start + timeout if timeout else 0.0
         pick = target.cluster.balancer.pick_key
@@ -169,12 +162,11 @@ class PlainLane:
                 call.uid = shared.submit_plain(raw, call)
                 plain = self._next_plain()  # may raise on malformed input: counted first
         finally:
-            self._started(count, deadline)
+            self._started(target, count, deadline)
         return waiting
 
-    def _started(self, count: int, deadline: float) -> None:
-        assert self._counts is not None
-        self._counts.requests += count
+    def _started(self, target: _Target, count: int, deadline: float) -> None:
+        target.counts.requests += count
         in_flight[0] += count
         self.pending += count
         session = self.session
@@ -208,9 +200,9 @@ class PlainLane:
         if record:
             call.endpoint.record_failure()
         session = self.session
-        scopes = self._scopes
-        if scopes is not None:
-            listener, _, cluster = scopes
+        target = self._sent_to
+        if target is not None:
+            listener, _, cluster = target.scopes
             listener.local_replies[status.name] = listener.local_replies.get(status.name, 0) + 1
             cluster.failures += 1
         message = f"{status.name}: {reason}"
@@ -226,18 +218,17 @@ class PlainLane:
         self.pending -= 1
         if call.shared is not None:
             call.endpoint.active_requests -= 1
-        counts = self._counts
-        if counts is not None:
+        target = self._sent_to
+        if target is not None:
             elapsed = time.monotonic() - call.start
-            counts.response(klass, elapsed)
+            target.counts.response(klass, elapsed)
             lr = self.session.lr
             if lr.access_log:
-                route, cluster = self._names
                 lr.log_access(self.session.conn.peer, call.method.upper().decode("latin-1"),
-                              route, cluster, call.endpoint.address, klass, elapsed,
-                              local_reply=local, failure=failure)
+                              target.route.name, target.cluster.name, call.endpoint.address,
+                              klass, elapsed, local_reply=local, failure=failure)
         if not self.pending:
-            self.session.lane_idle()
+            self.session.settle_if_idle()
 
     def expire(self, now: float) -> None:
         """Fail the calls whose route timeout passed (the session's timer calls this)."""
@@ -246,7 +237,8 @@ class PlainLane:
         for call in due:
             if call.shared is not None:
                 call.shared.abandon(call.uid)
-            self.fail(call, Status.TIMEOUT, f"no response within {self._timeout:g}s")
+            timeout = self._sent_to.route.timeout if self._sent_to is not None else 0
+            self.fail(call, Status.TIMEOUT, f"no response within {timeout:g}s")
 
     def abandon_all(self) -> None:
         """The client went away: drop every call still waiting for its reply."""
