@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import deque
 
 from mesh.codec import (
@@ -23,31 +22,6 @@ from ._resp import BadFrame, encode_command, value_end
 __all__ = ["ClientConnection"]
 
 _COMPACT = 64 * 1024
-_BULK_HEAD = re.compile(rb"\$(\d{1,18})\r\n")
-_LINE_KINDS = frozenset(b"+-:")
-
-
-def _simple_end(buf: bytearray, pos: int, max_bulk: int) -> int:
-    """Where the most common replies end (+OK, -ERR..., :1, a bulk string), -1 if incomplete;
-    0 for any other reply, left to ``value_end``."""
-    kind = buf[pos]
-    if kind == 0x24:  # '$'
-        head = _BULK_HEAD.match(buf, pos)
-        if head is None:
-            return 0  # $-1, incomplete or malformed: the careful walk
-        length = int(head[1])
-        if length > max_bulk:
-            return 0
-        end = head.end() + length + 2
-        if end > len(buf):
-            return -1
-        return end if buf[end - 2] == 13 and buf[end - 1] == 10 else 0
-    if kind in _LINE_KINDS:
-        eol = buf.find(b"\r\n", pos, pos + 4096)
-        return eol + 2 if eol > 0 else 0
-    return 0
-
-
 class ClientConnection:
     """Each reply is ``Headers(id of the request it answers, fields, True, {"raw": bytes})``.
 
@@ -84,9 +58,7 @@ class ClientConnection:
                 self._pos = 0
             return CLOSED if self._eof else NEED_DATA
         try:
-            end = _simple_end(buf, pos, self._max_bulk)
-            if end == 0:
-                end = value_end(buf, pos, self._max_bulk, self._max_line)
+            end = value_end(buf, pos, self._max_bulk, self._max_line)
         except BadFrame as exc:
             raise RemoteProtocolError(f"Protocol error: {exc}") from None
         if end < 0:

@@ -19,6 +19,8 @@ _ONE = frozenset(b"*~>")
 _TWO = frozenset(b"%|")
 _BULK = frozenset(b"$!=")  # bulk string, bulk error, verbatim string
 _SIMPLE = frozenset(b"+-:_,#(")  # simple string, error, integer, null, double, boolean, big number
+_LINE = frozenset(b"+-:")  # simple string, error, integer: the common one-line replies
+_BULK_HEAD = re.compile(rb"\$(\d{1,18})\r\n")
 #: Most elements one aggregate header may announce (Redis' own limit is 1024*1024*1024).
 MAX_ELEMENTS = 1024 * 1024
 
@@ -38,7 +40,30 @@ def _int(buf: bytes | bytearray, start: int, end: int, what: str) -> int:
 
 
 def value_end(buf: bytes | bytearray, pos: int, max_bulk: int, max_line: int) -> int:
-    """Offset just past the RESP value at ``pos``; -1 if more bytes are needed."""
+    """Offset just past the RESP value at ``pos``; -1 if more bytes are needed.
+
+    The most common replies (+OK, -ERR..., :1, a bulk string) take a short path; anything
+    else (aggregates, nulls, RESP3 types, incomplete or malformed input) the full walk.
+    """
+    size = len(buf)
+    if pos < size:
+        kind = buf[pos]
+        if kind == 0x24:  # '$'
+            head = _BULK_HEAD.match(buf, pos)
+            if head is not None and int(head[1]) <= max_bulk:
+                end = head.end() + int(head[1]) + 2
+                if end > size:
+                    return -1
+                if buf[end - 2] == 13 and buf[end - 1] == 10:
+                    return end
+        elif kind in _LINE:
+            eol = buf.find(_CRLF, pos, pos + max_line + 2)
+            if eol > 0:
+                return eol + 2
+    return _value_end(buf, pos, max_bulk, max_line)
+
+
+def _value_end(buf: bytes | bytearray, pos: int, max_bulk: int, max_line: int) -> int:
     size = len(buf)
     pending = 1
     while pending:
@@ -80,7 +105,6 @@ def value_end(buf: bytes | bytearray, pos: int, max_bulk: int, max_line: int) ->
 
 
 _ARRAY_HEAD = re.compile(rb"\*(\d{1,18})\r\n")
-_BULK_HEAD = re.compile(rb"\$(\d{1,18})\r\n")
 
 
 def request_end(buf: bytes | bytearray, pos: int, max_bulk: int, max_line: int) -> int:
