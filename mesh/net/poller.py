@@ -184,6 +184,7 @@ def forget(sock: socket.socket) -> None:
 
 def _dispatch(events: list[tuple[int, int]]) -> None:
     watches = _watches
+    offered = False
     for fd, mask in events:
         watch = watches.get(fd)
         if watch is None:
@@ -192,10 +193,15 @@ def _dispatch(events: list[tuple[int, int]]) -> None:
             task = watch.reader
             if task is None:
                 watch.readable = True
-            # (on_input may have closed the socket, which woke the task already)
-            elif (watch.on_input is None or not _offer(watch.on_input)) and watch.reader is task:
+            elif watch.on_input is None:
                 watch.reader = None
                 reschedule(task)
+            else:
+                offered = True
+                # (on_input may have closed the socket, which woke the task already)
+                if not _offer(watch.on_input) and watch.reader is task:
+                    watch.reader = None
+                    reschedule(task)
         if mask & _OUT:
             task = watch.writer
             if task is None:
@@ -203,7 +209,8 @@ def _dispatch(events: list[tuple[int, int]]) -> None:
             else:
                 watch.writer = None
                 reschedule(task)
-    end_of_batch()  # what the on_input callbacks queued, in one send per connection
+    if offered:
+        end_of_batch()  # what the on_input callbacks queued, in one send per connection
 
 
 def _offer(on_input: Callable[[], bool]) -> bool:
